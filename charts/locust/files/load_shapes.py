@@ -1,0 +1,1 @@
+../../../tooling/loadgen/load_shapes.py

@@ -1,0 +1,1 @@
+../../../tooling/loadgen/locustfile.py

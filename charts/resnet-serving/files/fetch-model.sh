@@ -1,0 +1,66 @@
+#!/bin/sh
+# Fills MODEL_DIR with a TensorFlow SavedModel in TF Serving's layout (<version>/saved_model.pb)
+# from MODEL_SOURCE_URI (gs://… or https://….tar.gz), or, with no URI, checks the model already
+# on the mounted volume. Exits non-zero with one readable line when anything is wrong, so the
+# pod shows it (kubectl describe pod / kubectl logs -c fetch-model) and the server never starts
+# without a model.
+set -eu
+
+say() { echo "fetch-model: $*"; }
+fail() {
+  echo "fetch-model: ERROR: $*" >&2
+  echo "fetch-model: $*" > /dev/termination-log 2>/dev/null || true
+  exit 1
+}
+
+src="${MODEL_SOURCE_URI:-}"
+dest="${MODEL_DIR:?MODEL_DIR is not set}"
+
+case "$src" in
+  gs://*)
+    command -v gcloud >/dev/null 2>&1 || fail "gcloud not found in this image; set model.fetcher.gcsImage to a Google Cloud CLI image"
+    say "copying ${src%/}/ to $dest with gcloud storage (credentials from Workload Identity)"
+    mkdir -p "$dest"
+    gcloud storage cp --recursive "${src%/}/*" "$dest/" \
+      || fail "could not copy ${src}: check that the path exists and that the pod's Kubernetes ServiceAccount is bound (Workload Identity) to a Google service account with storage.objects.get and storage.objects.list on the bucket"
+    ;;
+  https://*)
+    command -v curl >/dev/null 2>&1 || fail "curl not found in this image; set model.fetcher.image to an image with sh, curl and tar"
+    staging="$(mktemp -d)"
+    say "downloading $src"
+    curl --fail --silent --show-error --location --retry 3 --output "$staging/model.tar.gz" "$src" \
+      || fail "could not download $src (see the curl error above): check the URL and that the cluster can reach it"
+    mkdir -p "$staging/unpacked"
+    tar -xzf "$staging/model.tar.gz" -C "$staging/unpacked" \
+      || fail "$src is not a gzip-compressed tar archive; make one with 'resnet-serving model package'"
+    root="$staging/unpacked"
+    # Accept one leading directory (e.g. a tarball of image_classifier/1/…).
+    entries="$(ls -A "$root")"
+    if [ "$(echo "$entries" | wc -l)" -eq 1 ] && [ -d "$root/$entries" ]; then
+      case "$entries" in *[!0-9]*) root="$root/$entries" ;; esac
+    fi
+    mkdir -p "$dest"
+    cp -R "$root"/. "$dest"/
+    rm -rf "$staging"
+    ;;
+  "")
+    say "checking the model on the mounted volume at $dest"
+    [ -d "$dest" ] || fail "no directory $dest on the volume from model.source.existingClaim; the claim must hold <model.name>/<version>/saved_model.pb"
+    ;;
+  *)
+    fail "unsupported model URI '$src': use gs://BUCKET/PATH or https://HOST/PATH.tar.gz"
+    ;;
+esac
+
+versions=""
+for dir in "$dest"/*/; do
+  [ -d "$dir" ] || continue
+  version="$(basename "$dir")"
+  case "$version" in *[!0-9]*) continue ;; esac
+  if [ -f "$dir/saved_model.pb" ]; then versions="$versions $version"; fi
+done
+if [ -z "$versions" ]; then
+  found="$(ls -A "$dest" 2>/dev/null | head -n 10 | tr '\n' ' ')"
+  fail "no model version found from ${src:-the existing claim}: expected a numeric version directory holding saved_model.pb (e.g. 1/saved_model.pb); found: ${found:-nothing}"
+fi
+say "model ready in $dest, versions:$versions"

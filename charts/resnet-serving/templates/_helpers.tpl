@@ -1,0 +1,99 @@
+{{/*
+Chart name, cut to 63 characters (the DNS label limit).
+*/}}
+{{- define "resnet-serving.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name: release name + chart name, unless the release name already contains it.
+*/}}
+{{- define "resnet-serving.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "resnet-serving.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "resnet-serving.labels" -}}
+helm.sh/chart: {{ include "resnet-serving.chart" . }}
+{{ include "resnet-serving.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "resnet-serving.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "resnet-serving.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "resnet-serving.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "resnet-serving.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Directory TF Serving reads the model from: <mount>/<model name>, holding <version>/saved_model.pb.
+*/}}
+{{- define "resnet-serving.modelMountPath" -}}/models{{- end }}
+{{- define "resnet-serving.modelBasePath" -}}
+{{- printf "%s/%s" (include "resnet-serving.modelMountPath" .) .Values.model.name }}
+{{- end }}
+
+{{/*
+The REST path that answers 200 only once the model is loaded (model status answers 200
+while it is still LOADING, so it can't tell ready from not ready).
+*/}}
+{{- define "resnet-serving.modelReadyPath" -}}
+{{- printf "/v1/models/%s/metadata" .Values.model.name }}
+{{- end }}
+
+{{/*
+Cross-field checks the JSON schema can't express. Each message names the keys to fix.
+*/}}
+{{- define "resnet-serving.validate" -}}
+{{- $source := .Values.model.source }}
+{{- if and $source.uri $source.existingClaim }}
+{{- fail "model.source: set either model.source.uri or model.source.existingClaim, not both" }}
+{{- end }}
+{{- if not (or $source.uri $source.existingClaim) }}
+{{- fail "model.source: set model.source.uri (gs://BUCKET/PATH or https://HOST/model.tar.gz) or model.source.existingClaim (a PVC holding <model.name>/<version>/saved_model.pb)" }}
+{{- end }}
+{{- if $source.uri }}
+{{- if not (or (hasPrefix "gs://" $source.uri) (hasPrefix "https://" $source.uri)) }}
+{{- fail (printf "model.source.uri: unsupported scheme in %q; use gs://BUCKET/PATH or https://HOST/PATH.tar.gz" $source.uri) }}
+{{- end }}
+{{- end }}
+{{- $hpa := .Values.autoscaling }}
+{{- if $hpa.enabled }}
+{{- if gt (int $hpa.minReplicas) (int $hpa.maxReplicas) }}
+{{- fail (printf "autoscaling.minReplicas (%d) must not exceed autoscaling.maxReplicas (%d)" (int $hpa.minReplicas) (int $hpa.maxReplicas)) }}
+{{- end }}
+{{- if not (or $hpa.targetCPUUtilizationPercentage $hpa.targetMemoryUtilizationPercentage) }}
+{{- fail "autoscaling: set autoscaling.targetCPUUtilizationPercentage or autoscaling.targetMemoryUtilizationPercentage, or turn autoscaling.enabled off" }}
+{{- end }}
+{{- $requests := (.Values.resources | default dict).requests | default dict }}
+{{- if and $hpa.targetCPUUtilizationPercentage (not $requests.cpu) }}
+{{- fail "resources.requests.cpu is required while autoscaling.targetCPUUtilizationPercentage is set: the HPA measures CPU as a percentage of the request" }}
+{{- end }}
+{{- if and $hpa.targetMemoryUtilizationPercentage (not $requests.memory) }}
+{{- fail "resources.requests.memory is required while autoscaling.targetMemoryUtilizationPercentage is set: the HPA measures memory as a percentage of the request" }}
+{{- end }}
+{{- end }}
+{{- if ge (int .Values.preStopSleepSeconds) (int .Values.terminationGracePeriodSeconds) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds (%d), or the server is killed before in-flight requests finish" (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds)) }}
+{{- end }}
+{{- end }}

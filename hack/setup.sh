@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# `make setup`: the Python environment and the pinned CLI tools, on a fresh machine or clone.
+#
+# The dependencies live in a per-user cached virtualenv keyed by the hash of pyproject.toml
+# (built once, reused by every clone, CI's included); each clone's .venv is a thin venv that
+# adds that cached site-packages and installs this project editable on top (a few seconds).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+python="${PYTHON:-python3}"
+cache="${RESNET_SERVING_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/resnet-serving}"
+key="$(cat pyproject.toml hack/setup.sh | sha256sum | cut -c1-16)-$("$python" -c 'import sys; print("py%d%d" % sys.version_info[:2])')"
+base="$cache/venv-$key"
+
+if [[ ! -f "$base/.complete" ]]; then
+  started=$SECONDS
+  echo "==> creating the dependency environment $base (once per pyproject.toml change)"
+  rm -rf "$base"
+  "$python" -m venv "$base"
+  "$base/bin/pip" install --quiet --upgrade "pip>=24" "setuptools>=77" wheel
+  "$base/bin/pip" install --quiet --progress-bar off ".[test]"
+  "$base/bin/pip" uninstall --quiet --yes resnet-serving
+  touch "$base/.complete"
+  echo "    done in $((SECONDS - started)) s"
+fi
+
+if [[ ! -f .venv/.base-$key ]]; then
+  echo "==> creating .venv on top of $base"
+  rm -rf .venv
+  "$python" -m venv --without-pip .venv
+  site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  base_site="$("$base/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  echo "import site; site.addsitedir('$base_site')" > "$site/_resnet_serving_deps.pth"
+  .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation --editable .
+  touch ".venv/.base-$key"
+fi
+
+bash hack/install-tools.sh
+# Python CLIs that chart-testing calls, next to the Go tools.
+for tool in yamllint yamale; do ln -sfn "$base/bin/$tool" .tools/bin/$tool; done
+echo "setup complete: .venv (Python), .tools/bin ($(ls .tools/bin | tr '\n' ' '))"

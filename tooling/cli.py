@@ -1,0 +1,40 @@
+"""`resnet-serving`: the command line. Each verb is a small module in tooling/commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from tooling.commands import chart_docs, demo
+
+VERBS = (chart_docs, demo)
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line with what to do next."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="resnet-serving",
+        description="Deploy, autoscale and load-test ResNet101 on TensorFlow Serving.",
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
+    for verb in VERBS:
+        verb.register(verbs)
+    return parser
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Parses `argv` and runs the verb; returns the exit code (testable without exiting)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (UserError, FileNotFoundError, ValueError) as error:
+        print(f"resnet-serving: {error}", file=sys.stderr)
+        return 2
+
+
+def main() -> None:
+    sys.exit(run())

@@ -1,0 +1,143 @@
+"""Load shapes as pure functions of time: users at second t, or None once the run is over.
+
+Pure Python with no Locust import, so the rehearsal's load model and the report can use the
+same schedules as the locustfile. The locustfile imports this module as a sibling file (the
+Locust chart mounts both files side by side).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+UsersAt = Callable[[float], "int | None"]
+
+
+@dataclass(frozen=True)
+class StepShape:
+    """The lab's StepLoad: start at `step_users`, add `step_users` every `step_seconds`."""
+
+    step_users: int = 2
+    step_seconds: float = 60.0
+    steps: int = 11
+
+    def users_at(self, t: float) -> int | None:
+        if t >= self.steps * self.step_seconds:
+            return None
+        return self.step_users * (int(t // self.step_seconds) + 1)
+
+
+@dataclass(frozen=True)
+class RampShape:
+    """A straight line from `start_users` to `peak_users` over `seconds`."""
+
+    start_users: int = 1
+    peak_users: int = 22
+    seconds: float = 600.0
+
+    def users_at(self, t: float) -> int | None:
+        if t >= self.seconds:
+            return None
+        return round(self.start_users + (self.peak_users - self.start_users) * t / self.seconds)
+
+
+@dataclass(frozen=True)
+class SpikeShape:
+    """`base_users`, then `spike_users` from `spike_start` for `spike_seconds`, then base again."""
+
+    base_users: int = 2
+    spike_users: int = 20
+    spike_start: float = 120.0
+    spike_seconds: float = 120.0
+    seconds: float = 480.0
+
+    def users_at(self, t: float) -> int | None:
+        if t >= self.seconds:
+            return None
+        in_spike = self.spike_start <= t < self.spike_start + self.spike_seconds
+        return self.spike_users if in_spike else self.base_users
+
+
+@dataclass(frozen=True)
+class FileShape:
+    """Rows of `seconds,users`: each sets the user count from that second on; the last ends it."""
+
+    rows: tuple[tuple[float, int], ...]
+
+    @classmethod
+    def read(cls, path: str | Path) -> FileShape:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or [f.strip() for f in reader.fieldnames] != [
+                "seconds",
+                "users",
+            ]:
+                raise ValueError(f"{path}: the header must be 'seconds,users'")
+            rows = []
+            for line, row in enumerate(reader, start=2):
+                try:
+                    rows.append((float(row["seconds"]), int(row["users"])))
+                except (TypeError, ValueError) as error:
+                    raise ValueError(f"{path}:{line}: expected seconds,users numbers") from error
+        if not rows:
+            raise ValueError(f"{path}: no rows after the header")
+        if any(later[0] <= earlier[0] for earlier, later in zip(rows, rows[1:], strict=False)):
+            raise ValueError(f"{path}: seconds must increase from row to row")
+        if any(users < 0 for _, users in rows):
+            raise ValueError(f"{path}: users must not be negative")
+        return cls(tuple(rows))
+
+    def users_at(self, t: float) -> int | None:
+        if t >= self.rows[-1][0]:
+            return None
+        users = 0
+        for start, count in self.rows:
+            if t < start:
+                break
+            users = count
+        return users
+
+
+Shape = StepShape | RampShape | SpikeShape | FileShape
+SHAPE_NAMES = ("step", "ramp", "spike", "file:PATH")
+
+
+def shape_from_spec(spec: str, environ: dict[str, str] | None = None) -> Shape:
+    """Builds a shape from its name (`step`, `ramp`, `spike`, `file:PATH`) and env overrides.
+
+    Overrides: STEP_USERS, STEP_SECONDS, STEPS; RAMP_START_USERS, RAMP_PEAK_USERS,
+    RAMP_SECONDS; SPIKE_BASE_USERS, SPIKE_USERS, SPIKE_START, SPIKE_SECONDS, SPIKE_TOTAL_SECONDS.
+    """
+    env = os.environ if environ is None else environ
+
+    def number(name: str, default: float) -> float:
+        raw = env.get(name, "")
+        try:
+            return float(raw) if raw else default
+        except ValueError as error:
+            raise ValueError(f"{name}={raw!r} is not a number") from error
+
+    if spec == "step":
+        return StepShape(
+            int(number("STEP_USERS", 2)), number("STEP_SECONDS", 60), int(number("STEPS", 11))
+        )
+    if spec == "ramp":
+        return RampShape(
+            int(number("RAMP_START_USERS", 1)),
+            int(number("RAMP_PEAK_USERS", 22)),
+            number("RAMP_SECONDS", 600),
+        )
+    if spec == "spike":
+        return SpikeShape(
+            int(number("SPIKE_BASE_USERS", 2)),
+            int(number("SPIKE_USERS", 20)),
+            number("SPIKE_START", 120),
+            number("SPIKE_SECONDS", 120),
+            number("SPIKE_TOTAL_SECONDS", 480),
+        )
+    if spec.startswith("file:") and len(spec) > len("file:"):
+        return FileShape.read(spec.removeprefix("file:"))
+    raise ValueError(f"unknown load shape {spec!r}; use one of: {', '.join(SHAPE_NAMES)}")

@@ -1,0 +1,181 @@
+"""The project's one locustfile: predict calls against TensorFlow Serving, REST or gRPC.
+
+Run by `resnet-serving load run` and, mounted from a ConfigMap, by charts/locust. Settings come
+from environment variables so both set them the same way:
+
+- PREDICT_PROTOCOL   rest (default) or grpc
+- MODEL_NAME         served model name (image_classifier)
+- MODEL_VERSION      pin a version (default: the latest)
+- SIGNATURE_NAME     serving_default, or serving_preprocess as in the lab's request body
+- INPUT_NAME         input tensor name for gRPC (default from the signature)
+- TOP_K              classes each prediction must carry (5)
+- IMAGES_DIR         directory of .jpg/.png request images (default: the package's photos)
+- LOAD_SHAPE         step | ramp | spike | file:PATH (see load_shapes.py); unset = Locust's
+                     own --users/--spawn-rate
+- SPAWN_RATE         users started per second while a shape changes the count (2)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+from locust import FastHttpUser, LoadTestShape, User, between, task
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import load_shapes  # noqa: E402  (a sibling file, here and in the Locust chart's ConfigMap)
+
+MODEL_NAME = os.environ.get("MODEL_NAME", "image_classifier")
+MODEL_VERSION = os.environ.get("MODEL_VERSION", "")
+SIGNATURE_NAME = os.environ.get("SIGNATURE_NAME", "serving_default")
+DEFAULT_INPUT_NAMES = {"serving_default": "image_bytes", "serving_preprocess": "raw_images"}
+INPUT_NAME = os.environ.get("INPUT_NAME") or DEFAULT_INPUT_NAMES.get(SIGNATURE_NAME, "image_bytes")
+TOP_K = int(os.environ.get("TOP_K", "5"))
+PROTOCOL = os.environ.get("PREDICT_PROTOCOL", "rest")
+PACKAGE_IMAGES = Path(__file__).resolve().parent.parent / "data" / "images"
+IMAGES_DIR = Path(os.environ.get("IMAGES_DIR") or PACKAGE_IMAGES)
+
+
+def load_images(directory: Path) -> list[bytes]:
+    """Reads every .jpg/.jpeg/.png in `directory`; fails loudly when there is none."""
+    images = [
+        path.read_bytes()
+        for path in sorted(directory.glob("*"))
+        if path.suffix.lower() in {".jpg", ".jpeg", ".png"}
+    ]
+    if not images:
+        raise SystemExit(f"locustfile: no .jpg/.png images in {directory}; set IMAGES_DIR")
+    return images
+
+
+IMAGES = load_images(IMAGES_DIR)
+
+
+def check_prediction(prediction: dict) -> str | None:
+    """Returns what is wrong with one prediction, or None: k probabilities, non-increasing."""
+    probabilities = prediction.get("probabilities")
+    if not isinstance(probabilities, list) or len(probabilities) != TOP_K:
+        return f"expected {TOP_K} probabilities, got {probabilities!r:.200}"
+    if any(later > earlier + 1e-6 for earlier, later in zip(probabilities, probabilities[1:])):
+        return f"probabilities are not sorted high to low: {probabilities}"
+    for key in ("classes", "labels"):
+        if key in prediction and len(prediction[key]) != TOP_K:
+            return f"expected {TOP_K} {key}, got {len(prediction[key])}"
+    return None
+
+
+def predict_path() -> str:
+    version = f"/versions/{MODEL_VERSION}" if MODEL_VERSION else ""
+    return f"/v1/models/{MODEL_NAME}{version}:predict"
+
+
+class RestPredictUser(FastHttpUser):
+    """POSTs one image per request to TF Serving's REST predict API (the lab's body)."""
+
+    abstract = PROTOCOL != "rest"
+    wait_time = between(0.8, 0.9)
+
+    def on_start(self) -> None:
+        self.bodies = [
+            json.dumps(
+                {
+                    "signature_name": SIGNATURE_NAME,
+                    "instances": [{"b64": base64.b64encode(image).decode("ascii")}],
+                }
+            )
+            for image in IMAGES
+        ]
+
+    @task
+    def predict(self) -> None:
+        with self.client.post(
+            predict_path(),
+            data=random.choice(self.bodies),
+            headers={"Content-Type": "application/json"},
+            name="REST predict",
+            catch_response=True,
+        ) as response:
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
+                return
+            try:
+                prediction = response.json()["predictions"][0]
+            except (ValueError, KeyError, IndexError, TypeError):
+                response.failure(f"no predictions in the response: {response.text[:200]}")
+                return
+            problem = check_prediction(prediction)
+            if problem:
+                response.failure(problem)
+
+
+class GrpcPredictUser(User):
+    """Calls PredictionService/Predict over gRPC and reports to Locust's request events."""
+
+    abstract = PROTOCOL != "grpc"
+    wait_time = between(0.8, 0.9)
+
+    def on_start(self) -> None:
+        import grpc  # the gRPC user needs tensorflow-serving-api; the REST user does not
+        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+        host = self.host or ""
+        target = host.split("://", 1)[-1].rstrip("/")
+        self.channel = grpc.insecure_channel(target)
+        self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        self.requests = []
+        for image in IMAGES:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = MODEL_NAME
+            request.model_spec.signature_name = SIGNATURE_NAME
+            if MODEL_VERSION:
+                request.model_spec.version.value = int(MODEL_VERSION)
+            tensor = request.inputs[INPUT_NAME]
+            tensor.dtype = 7  # DT_STRING
+            tensor.tensor_shape.dim.add().size = 1
+            tensor.string_val.append(image)
+            self.requests.append(request)
+
+    def on_stop(self) -> None:
+        self.channel.close()
+
+    @task
+    def predict(self) -> None:
+        request = random.choice(self.requests)
+        started = time.perf_counter()
+        exception: Exception | None = None
+        length = 0
+        try:
+            response = self.stub.Predict(request, timeout=30)
+            length = response.ByteSize()
+            probabilities = list(response.outputs["probabilities"].float_val)
+            problem = check_prediction({"probabilities": probabilities})
+            if problem:
+                exception = AssertionError(problem)
+        except Exception as error:  # reported to Locust as a failed request
+            exception = error
+        self.environment.events.request.fire(
+            request_type="grpc",
+            name="gRPC Predict",
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=length,
+            exception=exception,
+            context={},
+        )
+
+
+if os.environ.get("LOAD_SHAPE"):
+
+    class SelectedShape(LoadTestShape):
+        """The shape named by LOAD_SHAPE; the run ends when the shape does."""
+
+        schedule = load_shapes.shape_from_spec(os.environ["LOAD_SHAPE"])
+        spawn_rate = float(os.environ.get("SPAWN_RATE", "2"))
+
+        def tick(self) -> tuple[int, float] | None:
+            users = self.schedule.users_at(self.get_run_time())
+            return None if users is None else (users, self.spawn_rate)
