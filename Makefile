@@ -1,6 +1,6 @@
 # resnet-serving: `make demo` runs the main job, `make test` the default test suite.
 SHELL := /bin/bash
-export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$(PATH)
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
 .PHONY: setup test lint demo clean
 

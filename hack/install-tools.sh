@@ -49,8 +49,14 @@ build_ct() {
 
 build helm "$HELM_VERSION" go_install helm helm.sh/helm/v4/cmd/helm "$HELM_VERSION" \
   "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
-build helm3 "$HELM3_VERSION" go_install helm3 helm.sh/helm/v3/cmd/helm "$HELM3_VERSION" \
-  "-X helm.sh/helm/v3/internal/version.version=$HELM3_VERSION"
+kube_major="${HELM3_KUBE_VERSION%%.*}" kube_minor="${HELM3_KUBE_VERSION#*.}"
+helm3_ldflags="-X helm.sh/helm/v3/internal/version.version=$HELM3_VERSION"
+for package in pkg/lint/rules pkg/chartutil; do
+  helm3_ldflags+=" -X helm.sh/helm/v3/$package.k8sVersionMajor=$kube_major"
+  helm3_ldflags+=" -X helm.sh/helm/v3/$package.k8sVersionMinor=$kube_minor"
+done
+build helm3 "$HELM3_VERSION-k8s$HELM3_KUBE_VERSION" \
+  go_install helm3 helm.sh/helm/v3/cmd/helm "$HELM3_VERSION" "$helm3_ldflags"
 build kubeconform "$KUBECONFORM_VERSION" go_install kubeconform \
   github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION" "-X main.version=$KUBECONFORM_VERSION"
 build ct "$CHART_TESTING_VERSION" build_ct

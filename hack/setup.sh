@@ -8,9 +8,19 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-python="${PYTHON:-python3}"
+# The interpreter outside any .venv (make puts tools on PATH; a stale .venv must not be used).
+python="${PYTHON:-$(PATH="$(tr ':' '\n' <<<"$PATH" | grep -vxF "$root/.venv/bin" | paste -sd:)" command -v python3)}"
 cache="${RESNET_SERVING_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/resnet-serving}"
-key="$(cat pyproject.toml hack/setup.sh | sha256sum | cut -c1-16)-$("$python" -c 'import sys; print("py%d%d" % sys.version_info[:2])')"
+# Keyed by the declared dependencies (not the rest of pyproject.toml) and the Python version.
+key="$("$python" - <<'PY'
+import hashlib, sys, tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+declared = repr((project["dependencies"], project.get("optional-dependencies", {})))
+setup = open("hack/setup.sh", "rb").read()
+digest = hashlib.sha256(declared.encode() + setup).hexdigest()[:16]
+print(f"{digest}-py{sys.version_info[0]}{sys.version_info[1]}")
+PY
+)"
 base="$cache/venv-$key"
 
 if [[ ! -f "$base/.complete" ]]; then

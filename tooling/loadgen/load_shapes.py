@@ -8,6 +8,7 @@ Locust chart mounts both files side by side).
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,7 +85,7 @@ class FileShape:
                     raise ValueError(f"{path}:{line}: expected seconds,users numbers") from error
         if not rows:
             raise ValueError(f"{path}: no rows after the header")
-        if any(later[0] <= earlier[0] for earlier, later in zip(rows, rows[1:], strict=False)):
+        if any(later[0] <= earlier[0] for earlier, later in itertools.pairwise(rows)):
             raise ValueError(f"{path}: seconds must increase from row to row")
         if any(users < 0 for _, users in rows):
             raise ValueError(f"{path}: users must not be negative")

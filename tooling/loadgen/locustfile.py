@@ -28,7 +28,9 @@ from pathlib import Path
 from locust import FastHttpUser, LoadTestShape, User, between, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import load_shapes  # noqa: E402  (a sibling file, here and in the Locust chart's ConfigMap)
+import itertools
+
+import load_shapes
 
 MODEL_NAME = os.environ.get("MODEL_NAME", "image_classifier")
 MODEL_VERSION = os.environ.get("MODEL_VERSION", "")
@@ -61,7 +63,7 @@ def check_prediction(prediction: dict) -> str | None:
     probabilities = prediction.get("probabilities")
     if not isinstance(probabilities, list) or len(probabilities) != TOP_K:
         return f"expected {TOP_K} probabilities, got {probabilities!r:.200}"
-    if any(later > earlier + 1e-6 for earlier, later in zip(probabilities, probabilities[1:])):
+    if any(later > earlier + 1e-6 for earlier, later in itertools.pairwise(probabilities)):
         return f"probabilities are not sorted high to low: {probabilities}"
     for key in ("classes", "labels"):
         if key in prediction and len(prediction[key]) != TOP_K:

@@ -9,7 +9,7 @@ set -eu
 say() { echo "fetch-model: $*"; }
 fail() {
   echo "fetch-model: ERROR: $*" >&2
-  echo "fetch-model: $*" > /dev/termination-log 2>/dev/null || true
+  echo "fetch-model: $*" > "${TERMINATION_LOG:-/dev/termination-log}" 2>/dev/null || true
   exit 1
 }
 

@@ -76,6 +76,12 @@ Cross-field checks the JSON schema can't express. Each message names the keys to
 {{- if not (or (hasPrefix "gs://" $source.uri) (hasPrefix "https://" $source.uri)) }}
 {{- fail (printf "model.source.uri: unsupported scheme in %q; use gs://BUCKET/PATH or https://HOST/PATH.tar.gz" $source.uri) }}
 {{- end }}
+{{- if and (hasPrefix "gs://" $source.uri) (not (regexMatch "^gs://[a-z0-9][a-z0-9._-]{1,221}[a-z0-9](/.*)?$" $source.uri)) }}
+{{- fail (printf "model.source.uri: %q is not a valid gs://BUCKET/PATH (bucket names are 3-63 lowercase letters, digits, dots, dashes or underscores)" $source.uri) }}
+{{- end }}
+{{- if and (hasPrefix "https://" $source.uri) (not (regexMatch "^https://[^?#]+[.](tar[.]gz|tgz)([?].*)?$" $source.uri)) }}
+{{- fail (printf "model.source.uri: %q must point to a .tar.gz or .tgz tarball of the version directories (resnet-serving model package makes one)" $source.uri) }}
+{{- end }}
 {{- end }}
 {{- $hpa := .Values.autoscaling }}
 {{- if $hpa.enabled }}

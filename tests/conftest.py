@@ -1,0 +1,51 @@
+"""Shared fixtures: the pinned helm binaries and cached chart renders."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+
+from tooling import helm, paths
+
+RESNET_CHART = paths.CHARTS_DIR / "resnet-serving"
+LOCUST_CHART = paths.CHARTS_DIR / "locust"
+CHARTS = (RESNET_CHART, LOCUST_CHART)
+HELM_NAMES = helm.HELM_BINARIES
+
+
+def ci_cases() -> list[tuple[Path, Path]]:
+    """(chart, ci values file) for every ci/*-values.yaml of both charts."""
+    return [(chart, values) for chart in CHARTS for values in helm.ci_values_files(chart)]
+
+
+def case_id(case: tuple[Path, Path]) -> str:
+    chart, values = case
+    return f"{chart.name}:{values.name.removesuffix('-values.yaml')}"
+
+
+@functools.cache
+def render(chart: Path, values: Path | None, helm_name: str = "helm") -> tuple[dict, ...]:
+    """Objects `helm template` renders for the chart with one values file (cached per session)."""
+    files = [values] if values else []
+    return tuple(helm.Helm.pinned(helm_name).template(chart, files))
+
+
+def objects_of(objects: tuple[dict, ...], kind: str) -> list[dict]:
+    return [obj for obj in objects if obj.get("kind") == kind]
+
+
+def one_of(objects: tuple[dict, ...], kind: str, name_suffix: str = "") -> dict:
+    found = [
+        obj for obj in objects_of(objects, kind) if obj["metadata"]["name"].endswith(name_suffix)
+    ]
+    assert len(found) == 1, f"expected one {kind} named *{name_suffix}, found {len(found)}"
+    return found[0]
+
+
+@pytest.fixture(params=HELM_NAMES)
+def helm_name(request: pytest.FixtureRequest) -> str:
+    """Each test using this runs with helm v4 (`helm`) and helm v3 (`helm3`)."""
+    helm.Helm.pinned(request.param)  # fails with "run `make setup`" when missing
+    return request.param

@@ -1,0 +1,156 @@
+"""Bad values fail `helm template` (v4 and v3) with a message that names the key to fix."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from conftest import LOCUST_CHART, RESNET_CHART
+
+from tooling import helm
+
+GCS = {"model": {"source": {"uri": "gs://bucket/resnet_101"}}}
+HOST = {"loadtest": {"host": "http://resnet-serving:8501"}}
+
+
+def merged(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and key in out else value
+    return out
+
+
+# (id, chart, values, words the error must contain)
+BAD_VALUES = [
+    (
+        "type-of-minReplicas",
+        RESNET_CHART,
+        merged(GCS, {"autoscaling": {"minReplicas": "two"}}),
+        ["minReplicas"],
+    ),
+    (
+        "typo-top-level",
+        RESNET_CHART,
+        merged(GCS, {"autoscalling": {"enabled": True}}),
+        ["autoscalling"],
+    ),
+    ("typo-nested", RESNET_CHART, merged(GCS, {"autoscaling": {"targetCPU": 60}}), ["targetCPU"]),
+    ("s3-uri", RESNET_CHART, {"model": {"source": {"uri": "s3://bucket/model"}}}, ["uri"]),
+    (
+        "invalid-bucket",
+        RESNET_CHART,
+        {"model": {"source": {"uri": "gs://b/model"}}},
+        ["model.source.uri", "bucket"],
+    ),
+    (
+        "plain-http-uri",
+        RESNET_CHART,
+        {"model": {"source": {"uri": "http://models.example.com/m.tar.gz"}}},
+        ["uri"],
+    ),
+    (
+        "https-not-a-tarball",
+        RESNET_CHART,
+        {"model": {"source": {"uri": "https://models.example.com/model.zip"}}},
+        ["uri"],
+    ),
+    (
+        "min-above-max",
+        RESNET_CHART,
+        merged(GCS, {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}}),
+        ["autoscaling.minReplicas", "autoscaling.maxReplicas"],
+    ),
+    (
+        "cpu-hpa-without-cpu-request",
+        RESNET_CHART,
+        merged(GCS, {"resources": {"requests": {"cpu": None}}}),
+        ["resources.requests.cpu", "targetCPUUtilizationPercentage"],
+    ),
+    (
+        "percent-as-string",
+        RESNET_CHART,
+        merged(GCS, {"autoscaling": {"targetCPUUtilizationPercentage": "60%"}}),
+        ["targetCPUUtilizationPercentage"],
+    ),
+    ("no-model-source", RESNET_CHART, {}, ["model.source.uri", "model.source.existingClaim"]),
+    (
+        "two-model-sources",
+        RESNET_CHART,
+        merged(GCS, {"model": {"source": {"existingClaim": "models"}}}),
+        ["model.source"],
+    ),
+    ("unknown-service-type", RESNET_CHART, merged(GCS, {"service": {"type": "Ingress"}}), ["type"]),
+    (
+        "port-out-of-range",
+        RESNET_CHART,
+        merged(GCS, {"service": {"httpPort": 70000}}),
+        ["httpPort"],
+    ),
+    (
+        "zero-batch-size",
+        RESNET_CHART,
+        merged(GCS, {"batching": {"maxBatchSize": 0}}),
+        ["maxBatchSize"],
+    ),
+    (
+        "grace-shorter-than-prestop",
+        RESNET_CHART,
+        merged(GCS, {"terminationGracePeriodSeconds": 10}),
+        ["terminationGracePeriodSeconds", "preStopSleepSeconds"],
+    ),
+    (
+        "bad-pull-policy",
+        RESNET_CHART,
+        merged(GCS, {"image": {"pullPolicy": "Sometimes"}}),
+        ["pullPolicy"],
+    ),
+    (
+        "bad-model-name",
+        RESNET_CHART,
+        merged(GCS, {"model": {"name": "image classifier"}}),
+        ["name"],
+    ),
+    ("locust-without-host", LOCUST_CHART, {}, ["loadtest.host"]),
+    (
+        "locust-unknown-shape",
+        LOCUST_CHART,
+        merged(HOST, {"loadtest": {"shape": "wave"}}),
+        ["shape"],
+    ),
+    (
+        "locust-file-shape-without-csv",
+        LOCUST_CHART,
+        merged(HOST, {"loadtest": {"shape": "file"}}),
+        ["loadtest.shapeFile"],
+    ),
+    (
+        "locust-bad-run-time",
+        LOCUST_CHART,
+        merged(HOST, {"loadtest": {"runTime": "ten minutes"}}),
+        ["runTime"],
+    ),
+    ("locust-zero-workers", LOCUST_CHART, merged(HOST, {"worker": {"replicas": 0}}), ["replicas"]),
+    ("locust-typo", LOCUST_CHART, merged(HOST, {"loadtest": {"headles": True}}), ["headles"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("chart", "values", "words"),
+    [case[1:] for case in BAD_VALUES],
+    ids=[case[0] for case in BAD_VALUES],
+)
+def test_bad_values_fail_naming_the_key(chart, values, words, helm_name, tmp_path):
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    with pytest.raises(helm.HelmError) as failure:
+        helm.Helm.pinned(helm_name).template(chart, [values_file])
+    message = str(failure.value)
+    for word in words:
+        assert word in message or word.replace(".", "/") in message, message
+
+
+def test_the_same_values_without_the_mistake_render(helm_name, tmp_path):
+    """The bad cases above differ from values that render, so each failure is the mistake's."""
+    for chart, values in ((RESNET_CHART, GCS), (LOCUST_CHART, HOST)):
+        values_file = tmp_path / "values.yaml"
+        values_file.write_text(yaml.safe_dump(values))
+        assert helm.Helm.pinned(helm_name).template(chart, [values_file])

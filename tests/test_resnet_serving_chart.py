@@ -1,0 +1,233 @@
+"""What matters in the rendered resnet-serving chart, for every ci/*-values.yaml: the HPA drives
+the Deployment, CPU requests exist for CPU autoscaling, the Service reaches the containers, the
+model volume is wired from the init container to the path TF Serving reads, probes mean
+"model loaded", and every pod meets Pod Security Standards *restricted*."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import pytest
+import yaml
+from conftest import RESNET_CHART, objects_of, one_of, render
+
+from tooling import helm, paths
+from tooling.pod_security import pod_spec_of, restricted_violations
+
+CASES = helm.ci_values_files(RESNET_CHART)
+IDS = [values.name.removesuffix("-values.yaml") for values in CASES]
+
+
+def values_of(values_file) -> dict:
+    """The chart's defaults merged with one ci values file (as helm merges maps)."""
+
+    def merge(base: dict, override: dict) -> dict:
+        merged = dict(base)
+        for key, value in override.items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = merge(merged[key], value)
+            else:
+                merged[key] = value
+        return merged
+
+    defaults = yaml.safe_load((RESNET_CHART / "values.yaml").read_text())
+    return merge(defaults, yaml.safe_load(values_file.read_text()) or {})
+
+
+def server_container(deployment: dict) -> dict:
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    return next(c for c in containers if c["name"] == "tensorflow-serving")
+
+
+def flag(container: dict, name: str) -> str | None:
+    for arg in container.get("args", []):
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+@pytest.fixture(params=CASES, ids=IDS)
+def case(request):
+    return request.param, render(RESNET_CHART, request.param)
+
+
+def test_hpa_targets_the_deployment_with_the_configured_bounds(case):
+    values_file, objects = case
+    values = values_of(values_file)
+    deployment = one_of(objects, "Deployment")
+    hpas = objects_of(objects, "HorizontalPodAutoscaler")
+    if not values["autoscaling"]["enabled"]:
+        assert hpas == []
+        assert deployment["spec"]["replicas"] == values["replicaCount"]
+        return
+    (hpa,) = hpas
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+    }
+    assert hpa["spec"]["minReplicas"] == values["autoscaling"]["minReplicas"]
+    assert hpa["spec"]["maxReplicas"] == values["autoscaling"]["maxReplicas"]
+    assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+    if values["autoscaling"]["behavior"]:
+        assert hpa["spec"]["behavior"] == values["autoscaling"]["behavior"]
+
+
+def test_cpu_requests_exist_for_every_resource_metric_the_hpa_uses(case):
+    _, objects = case
+    for hpa in objects_of(objects, "HorizontalPodAutoscaler"):
+        requests = server_container(one_of(objects, "Deployment"))["resources"]["requests"]
+        for metric in hpa["spec"]["metrics"]:
+            resource = metric["resource"]["name"]
+            assert metric["resource"]["target"]["type"] == "Utilization"
+            assert requests.get(resource), f"HPA scales on {resource} but no {resource} request"
+
+
+def test_service_selects_the_pods_and_its_target_ports_are_container_ports(case):
+    values_file, objects = case
+    values = values_of(values_file)
+    service = one_of(objects, "Service")
+    pod = one_of(objects, "Deployment")["spec"]["template"]
+    selector = service["spec"]["selector"]
+    assert selector.items() <= pod["metadata"]["labels"].items()
+    ports = {
+        p["name"]: p["containerPort"]
+        for p in server_container({"spec": {"template": pod}})["ports"]
+    }
+    assert ports == {"grpc": 8500, "http": 8501}
+    by_name = {p["name"]: p for p in service["spec"]["ports"]}
+    assert by_name["grpc"]["port"] == values["service"]["grpcPort"]
+    assert by_name["http"]["port"] == values["service"]["httpPort"]
+    for port in service["spec"]["ports"]:
+        assert port["targetPort"] in ports, f"{port['targetPort']} is not a container port"
+    assert service["spec"]["type"] == values["service"]["type"]
+
+
+def test_init_container_fills_the_model_volume_at_the_path_the_server_reads(case):
+    values_file, objects = case
+    values = values_of(values_file)
+    deployment = one_of(objects, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (fetch,) = pod["initContainers"]
+    server = server_container(deployment)
+    fetch_mounts = {m["name"]: m for m in fetch["volumeMounts"]}
+    server_mounts = {m["name"]: m for m in server["volumeMounts"]}
+    assert fetch_mounts["model"]["mountPath"] == server_mounts["model"]["mountPath"]
+    assert server_mounts["model"]["readOnly"] is True
+
+    config_map = one_of(objects, "ConfigMap", "-config")
+    config_dir = server_mounts["config"]["mountPath"]
+    model_config_file = flag(server, "model_config_file")
+    assert model_config_file.startswith(config_dir + "/")
+    model_config = config_map["data"][model_config_file.removeprefix(config_dir + "/")]
+    base_path = re.search(r'base_path: "([^"]+)"', model_config).group(1)
+    name = re.search(r'name: "([^"]+)"', model_config).group(1)
+    assert name == values["model"]["name"]
+    assert base_path == f"{server_mounts['model']['mountPath']}/{name}"
+    env = {e["name"]: e["value"] for e in fetch["env"]}
+    assert env["MODEL_DIR"] == base_path
+    assert env["MODEL_SOURCE_URI"] == values["model"]["source"]["uri"]
+
+    volume = next(v for v in pod["volumes"] if v["name"] == "model")
+    claim = values["model"]["source"]["existingClaim"]
+    if claim:
+        assert volume["persistentVolumeClaim"] == {"claimName": claim, "readOnly": True}
+        assert fetch_mounts["model"]["readOnly"] is True
+    else:
+        assert "emptyDir" in volume
+    script = fetch["command"][-1]
+    assert script.startswith(fetch_mounts["config"]["mountPath"] + "/")
+    assert (
+        config_map["data"][script.rsplit("/", 1)[1]]
+        == (RESNET_CHART / "files" / "fetch-model.sh").read_text()
+    )
+    if values["model"]["source"]["uri"].startswith("gs://"):
+        assert "google-cloud-cli" in fetch["image"]
+
+
+def test_server_flags_point_at_config_files_that_exist(case):
+    values_file, objects = case
+    values = values_of(values_file)
+    server = server_container(one_of(objects, "Deployment"))
+    data = one_of(objects, "ConfigMap", "-config")["data"]
+    assert flag(server, "port") == "8500" and flag(server, "rest_api_port") == "8501"
+    monitoring = flag(server, "monitoring_config_file")
+    assert (monitoring is not None) == values["monitoring"]["prometheus"]["enabled"]
+    if monitoring:
+        assert values["monitoring"]["prometheus"]["path"] in data[monitoring.rsplit("/", 1)[1]]
+    batching = flag(server, "batching_parameters_file")
+    assert (batching is not None) == values["batching"]["enabled"]
+    if batching:
+        assert flag(server, "enable_batching") == "true"
+        text = data[batching.rsplit("/", 1)[1]]
+        assert f"max_batch_size {{ value: {values['batching']['maxBatchSize']} }}" in text
+        sizes = [int(s) for s in re.findall(r"allowed_batch_sizes: (\d+)", text)]
+        assert sizes == values["batching"]["allowedBatchSizes"]
+
+
+def test_probes_mean_model_loaded(case):
+    values_file, objects = case
+    values = values_of(values_file)
+    server = server_container(one_of(objects, "Deployment"))
+    ready_path = f"/v1/models/{values['model']['name']}/metadata"
+    for probe in ("startupProbe", "readinessProbe"):
+        assert server[probe]["httpGet"] == {"path": ready_path, "port": "http"}
+    assert server["livenessProbe"]["tcpSocket"] == {"port": "grpc"}
+    startup = server["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 120, "170 MB model + warmup"
+    pod = one_of(objects, "Deployment")["spec"]["template"]["spec"]
+    sleep = server["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert 0 < sleep < pod["terminationGracePeriodSeconds"]
+
+
+def test_every_pod_meets_pod_security_restricted(case):
+    _, objects = case
+    pods = [(obj, pod_spec_of(obj)) for obj in objects if pod_spec_of(obj) is not None]
+    assert {obj["kind"] for obj, _ in pods} == {"Deployment", "Pod"}  # server + helm test
+    for obj, spec in pods:
+        assert restricted_violations(spec) == [], obj["metadata"]["name"]
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_pdb_and_service_account_cover_the_server_pods(case):
+    values_file, objects = case
+    values = values_of(values_file)
+    pod = one_of(objects, "Deployment")["spec"]["template"]
+    pdb = one_of(objects, "PodDisruptionBudget")
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert pdb["spec"]["maxUnavailable"] == values["podDisruptionBudget"]["maxUnavailable"]
+    account = one_of(objects, "ServiceAccount")
+    assert pod["spec"]["serviceAccountName"] == account["metadata"]["name"]
+    assert account["metadata"].get("annotations", {}) == values["serviceAccount"]["annotations"]
+
+
+def test_helm_test_pod_posts_a_real_photo_to_the_service(case):
+    values_file, objects = case
+    values = values_of(values_file)
+    request = one_of(objects, "ConfigMap", "-test-request")
+    body = json.loads(request["data"]["request.json"])
+    photo = (paths.IMAGES_DIR / "chelsea.jpg").read_bytes()
+    assert base64.b64decode(body["instances"][0]["b64"]) == photo
+    pod = one_of(objects, "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    script = pod["spec"]["containers"][0]["command"][-1]
+    service = one_of(objects, "Service")["metadata"]["name"]
+    url = f"http://{service}:{values['service']['httpPort']}/v1/models/{values['model']['name']}:predict"
+    assert url in script
+
+
+def test_changing_the_server_config_rolls_the_pods():
+    default = RESNET_CHART / "ci" / "default-values.yaml"
+    plain = one_of(render(RESNET_CHART, default), "Deployment")
+    batched = helm.Helm.pinned().template(RESNET_CHART, [default], ["batching.enabled=true"])
+    checksum = "checksum/config"
+    assert (
+        plain["spec"]["template"]["metadata"]["annotations"][checksum]
+        != one_of(tuple(batched), "Deployment")["spec"]["template"]["metadata"]["annotations"][
+            checksum
+        ]
+    )
