@@ -29,9 +29,13 @@ if [[ ! -f "$base/.complete" ]]; then
   rm -rf "$base"
   "$python" -m venv "$base"
   "$base/bin/pip" install --quiet --upgrade "pip>=24" "setuptools>=77" wheel
-  "$base/bin/pip" install --quiet --progress-bar off ".[test]"
+  "$base/bin/pip" install --quiet --progress-bar off ".[model,test]"
+  # Without --no-deps it pulls the full tensorflow package over tensorflow-cpu.
+  "$base/bin/pip" install --quiet --no-deps "tensorflow-serving-api>=2.21,<2.22"
   "$base/bin/pip" uninstall --quiet --yes resnet-serving
   touch "$base/.complete"
+  # Older dependency environments of this project (other pyproject.toml versions) go.
+  find "$cache" -maxdepth 1 -name 'venv-*' -type d ! -path "$base" -mtime +7 -exec rm -rf {} +
   echo "    done in $((SECONDS - started)) s"
 fi
 

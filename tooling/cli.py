@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tooling.commands import chart_docs, demo
+from tooling.commands import chart_docs, demo, model, serve_local
 
-VERBS = (chart_docs, demo)
+VERBS = (model, serve_local, chart_docs, demo)
 
 
 class UserError(Exception):
@@ -31,7 +31,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except (UserError, FileNotFoundError, ValueError) as error:
+    except (UserError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as error:
         print(f"resnet-serving: {error}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,86 @@
+"""TF Serving's command-line flags (tensorflow_model_server), so one command line serves both."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_model_server_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags, with TF Serving's names and defaults (`--flag=value` or `--flag value`)."""
+    add = parser.add_argument
+    add("--port", type=int, default=8500, help="gRPC port (8500)")
+    add(
+        "--rest_api_port",
+        type=int,
+        default=0,
+        help="REST port; 0 turns REST off (TF Serving's default)",
+    )
+    add("--model_name", default="default", help="name to serve the model under")
+    add("--model_base_path", type=Path, help="directory holding numeric version directories")
+    add("--model_config_file", type=Path, help="ModelServerConfig text proto (model_config_list)")
+    add("--enable_batching", type=_bool, nargs="?", const=True, default=False)
+    add("--batching_parameters_file", type=Path, help="BatchingParameters text proto")
+    add("--tensorflow_intra_op_parallelism", type=int, default=0)
+    add("--tensorflow_inter_op_parallelism", type=int, default=0)
+    add(
+        "--monitoring_config_file",
+        type=Path,
+        help="MonitoringConfig text proto (prometheus_config)",
+    )
+    add("--enable_model_warmup", type=_bool, nargs="?", const=True, default=True)
+    # Accepted so TF Serving command lines work unchanged; they change nothing here.
+    for ignored in (
+        "--file_system_poll_wait_seconds",
+        "--rest_api_num_threads",
+        "--rest_api_timeout_in_ms",
+        "--model_config_file_poll_wait_seconds",
+    ):
+        add(ignored, help=argparse.SUPPRESS)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    base_path: Path
+
+
+def model_configs(args: argparse.Namespace) -> list[ModelConfig]:
+    """Models from --model_config_file, or from --model_name/--model_base_path."""
+    if args.model_config_file:
+        from google.protobuf import text_format
+        from tensorflow_serving.config import model_server_config_pb2
+
+        config = model_server_config_pb2.ModelServerConfig()
+        try:
+            text_format.Parse(args.model_config_file.read_text(), config)
+        except text_format.ParseError as error:
+            raise ValueError(f"--model_config_file {args.model_config_file}: {error}") from error
+        models = [ModelConfig(c.name, Path(c.base_path)) for c in config.model_config_list.config]
+        if not models:
+            raise ValueError(f"--model_config_file {args.model_config_file} lists no model")
+        return models
+    if not args.model_base_path:
+        raise ValueError("give --model_base_path (with --model_name) or --model_config_file")
+    return [ModelConfig(args.model_name, args.model_base_path)]
+
+
+def prometheus_path(monitoring_config_file: Path | None) -> str | None:
+    """The metrics path from a MonitoringConfig file when prometheus_config is enabled."""
+    if monitoring_config_file is None:
+        return None
+    text = monitoring_config_file.read_text()
+    if not re.search(r"enable\s*:\s*true", text):
+        return None
+    match = re.search(r'path\s*:\s*"([^"]+)"', text)
+    return match.group(1) if match else "/monitoring/prometheus/metrics"
