@@ -54,9 +54,8 @@ def handle_export(args: argparse.Namespace) -> int:
         args.out, args.name, args.version, args.weights, args.seed, args.force
     )
     size = sum(p.stat().st_size for p in version_dir.rglob("*") if p.is_file())
-    say(
-        f"model export: ✓ {version_dir} ({size / 1e6:.0f} MB, {time.perf_counter() - started:.0f} s)"
-    )
+    seconds = time.perf_counter() - started
+    say(f"model export: ✓ {version_dir} ({size / 1e6:.0f} MB, {seconds:.0f} s)")
     say(f"model export: weights: {info.weights_note}")
     print(version_dir)
     return 0
