@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tooling.commands import chart_docs, demo, model, serve_local
+from tooling.commands import chart_docs, demo, load, model, serve_local
 
-VERBS = (model, serve_local, chart_docs, demo)
+VERBS = (model, serve_local, load, chart_docs, demo)
 
 
 class UserError(Exception):
@@ -38,3 +38,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def main() -> None:
     sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -17,6 +17,7 @@ from environment variables so both set them the same way:
 
 from __future__ import annotations
 
+import array
 import base64
 import json
 import os
@@ -69,6 +70,13 @@ def check_prediction(prediction: dict) -> str | None:
         if key in prediction and len(prediction[key]) != TOP_K:
             return f"expected {TOP_K} {key}, got {len(prediction[key])}"
     return None
+
+
+def float_values(tensor: object) -> list[float]:
+    """A DT_FLOAT TensorProto's values, packed (tensor_content) or not (float_val)."""
+    if tensor.tensor_content:
+        return array.array("f", tensor.tensor_content).tolist()
+    return list(tensor.float_val)
 
 
 def predict_path() -> str:
@@ -154,7 +162,7 @@ class GrpcPredictUser(User):
         try:
             response = self.stub.Predict(request, timeout=30)
             length = response.ByteSize()
-            probabilities = list(response.outputs["probabilities"].float_val)
+            probabilities = float_values(response.outputs["probabilities"])
             problem = check_prediction({"probabilities": probabilities})
             if problem:
                 exception = AssertionError(problem)
