@@ -58,16 +58,18 @@ def header_pixels(data: tf.Tensor) -> tf.Tensor:
 
 def decode_one(data: tf.Tensor) -> tf.Tensor:
     """One encoded image → float32 [224, 224, 3], ready for ResNet."""
-    tf.debugging.assert_greater(
+    # Control dependencies make the checks run before decoding (graph ops have no order).
+    not_empty = tf.debugging.assert_greater(
         tf.strings.length(data), 0, message="empty image: send the bytes of a JPEG, PNG, GIF or BMP"
     )
-    pixels = header_pixels(data)
-    tf.debugging.assert_less_equal(
-        pixels,
-        tf.constant(MAX_PIXELS, tf.int64),
-        message=f"image too large: more than {MAX_PIXELS} pixels; resize it before sending",
-    )
-    image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
+    with tf.control_dependencies([not_empty]):
+        not_huge = tf.debugging.assert_less_equal(
+            header_pixels(data),
+            tf.constant(MAX_PIXELS, tf.int64),
+            message=f"image too large: more than {MAX_PIXELS} pixels; resize it before sending",
+        )
+    with tf.control_dependencies([not_huge]):
+        image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
     image.set_shape([None, None, 3])
     height, width = tf.shape(image)[0], tf.shape(image)[1]
     side = tf.minimum(height, width)
