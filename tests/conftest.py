@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import functools
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tooling import helm, paths
+from tooling.serving import process
 
 RESNET_CHART = paths.CHARTS_DIR / "resnet-serving"
 LOCUST_CHART = paths.CHARTS_DIR / "locust"
@@ -68,61 +63,10 @@ def exported_model(tmp_path_factory) -> Path:
     return out / "image_classifier"
 
 
-@dataclass(frozen=True)
-class LocalServer:
-    rest: str
-    grpc: str
-    log: Path
-
-
 @pytest.fixture(scope="session")
-def local_server(exported_model, tmp_path_factory) -> Iterator[LocalServer]:
+def local_server(exported_model, tmp_path_factory) -> Iterator[process.LocalServer]:
     """`resnet-serving serve-local` in its own process, with batching, on free loopback ports."""
-    from tooling.loadgen.run import free_port
-
-    work = tmp_path_factory.mktemp("server")
-    batching = work / "batching.config"
-    batching.write_text(
-        "max_batch_size { value: 8 }\nbatch_timeout_micros { value: 2000 }\n"
-        "num_batch_threads { value: 1 }\n"
-    )
-    monitoring = work / "monitoring.config"
-    monitoring.write_text(
-        'prometheus_config { enable: true, path: "/monitoring/prometheus/metrics" }\n'
-    )
-    grpc_port, rest_port = free_port(), free_port()
-    log = work / "server.log"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tooling.cli",
-            "serve-local",
-            f"--port={grpc_port}",
-            f"--rest_api_port={rest_port}",
-            "--model_name=image_classifier",
-            f"--model_base_path={exported_model}",
-            "--enable_batching",
-            f"--batching_parameters_file={batching}",
-            f"--monitoring_config_file={monitoring}",
-        ],
-        stdout=open(log, "w"),  # noqa: SIM115 (lives as long as the process)
-        stderr=subprocess.STDOUT,
-    )
-    rest = f"http://127.0.0.1:{rest_port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(f"{rest}/v1/models/image_classifier", timeout=2):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"serve-local did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-    yield LocalServer(rest, f"127.0.0.1:{grpc_port}", log)
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    with process.local_server(
+        exported_model, tmp_path_factory.mktemp("server"), batching=process.batching_config()
+    ) as server:
+        yield server

@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tooling.commands import chart_docs, demo, load, model, serve_local
+from tooling.commands import calibrate, chart_docs, demo, load, model, serve_local
 
-VERBS = (model, serve_local, load, chart_docs, demo)
+VERBS = (model, serve_local, load, calibrate, chart_docs, demo)
 
 
 class UserError(Exception):

@@ -13,6 +13,7 @@ from environment variables so both set them the same way:
 - LOAD_SHAPE         step | ramp | spike | file:PATH (see load_shapes.py); unset = Locust's
                      own --users/--spawn-rate
 - SPAWN_RATE         users started per second while a shape changes the count (2)
+- WAIT_MIN, WAIT_MAX seconds each user waits between requests (the lab's 0.8-0.9)
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ TOP_K = int(os.environ.get("TOP_K", "5"))
 PROTOCOL = os.environ.get("PREDICT_PROTOCOL", "rest")
 PACKAGE_IMAGES = Path(__file__).resolve().parent.parent / "data" / "images"
 IMAGES_DIR = Path(os.environ.get("IMAGES_DIR") or PACKAGE_IMAGES)
+WAIT = between(float(os.environ.get("WAIT_MIN", "0.8")), float(os.environ.get("WAIT_MAX", "0.9")))
 
 
 def load_images(directory: Path) -> list[bytes]:
@@ -88,7 +90,7 @@ class RestPredictUser(FastHttpUser):
     """POSTs one image per request to TF Serving's REST predict API (the lab's body)."""
 
     abstract = PROTOCOL != "rest"
-    wait_time = between(0.8, 0.9)
+    wait_time = WAIT
 
     def on_start(self) -> None:
         self.bodies = [
@@ -127,7 +129,7 @@ class GrpcPredictUser(User):
     """Calls PredictionService/Predict over gRPC and reports to Locust's request events."""
 
     abstract = PROTOCOL != "grpc"
-    wait_time = between(0.8, 0.9)
+    wait_time = WAIT
 
     def on_start(self) -> None:
         import grpc  # the gRPC user needs tensorflow-serving-api; the REST user does not

@@ -1,0 +1,50 @@
+"""`resnet-serving calibrate`: CPU-seconds per request of the real ResNet101 forward pass on
+this machine, written where the rehearsal's load model reads it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+
+def register(verbs: argparse._SubParsersAction) -> None:
+    parser = verbs.add_parser(
+        "calibrate", help="measure CPU-seconds per prediction", description=__doc__
+    )
+    parser.add_argument(
+        "--model", type=Path, help="DIR/<name> of an exported model (default: export one)"
+    )
+    parser.add_argument("--requests", type=int, default=20, help="requests to time (20)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="TF intra-op threads (0 = all cores)"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="where to write it (default: the package's calibration.json)"
+    )
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from tooling import calibration
+    from tooling.model.export import export_model
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        model = args.model
+        if model is None:
+            say("calibrate: exporting ResNet101 (seeded random weights, ImageNet's compute) …")
+            export_model(Path(scratch), weights="random")
+            model = Path(scratch) / "image_classifier"
+        say(f"calibrate: timing {args.requests} requests at batch 1 and batched …")
+        result = calibration.measure(model, requests=args.requests, threads=args.threads)
+    path = calibration.save(result, args.out or calibration.CALIBRATION_FILE)
+    say(
+        f"calibrate: ✓ {result.cpu_seconds_per_request:.3f} CPU-s per request at batch 1, "
+        f"{result.cpu_seconds_per_image_batched:.3f} per image batched ({result.batch_size}); "
+        f"written to {path}"
+    )
+    return 0

@@ -1,0 +1,88 @@
+"""Run `resnet-serving serve-local` as a child process (tests, benchmarks, the rehearsal)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tooling.loadgen.run import free_port
+
+
+@dataclass(frozen=True)
+class LocalServer:
+    """Addresses of a running local server: REST URL, gRPC host:port, and its log."""
+
+    rest: str
+    grpc: str
+    log: Path
+
+
+def batching_config(max_batch_size: int = 8, timeout_micros: int = 2000, threads: int = 1) -> str:
+    """A TF Serving batching parameters file's text."""
+    return (
+        f"max_batch_size {{ value: {max_batch_size} }}\n"
+        f"batch_timeout_micros {{ value: {timeout_micros} }}\n"
+        f"num_batch_threads {{ value: {threads} }}\n"
+    )
+
+
+@contextmanager
+def local_server(
+    model_dir: Path,
+    work_dir: Path,
+    model_name: str = "image_classifier",
+    batching: str | None = None,
+    extra_flags: tuple[str, ...] = (),
+    start_timeout: float = 180,
+) -> Iterator[LocalServer]:
+    """Starts the server on free loopback ports, waits until the model answers, stops it after."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    grpc_port, rest_port = free_port(), free_port()
+    monitoring = work_dir / "monitoring.config"
+    monitoring.write_text(
+        'prometheus_config { enable: true, path: "/monitoring/prometheus/metrics" }\n'
+    )
+    flags = [
+        f"--port={grpc_port}",
+        f"--rest_api_port={rest_port}",
+        f"--model_name={model_name}",
+        f"--model_base_path={model_dir}",
+        f"--monitoring_config_file={monitoring}",
+        *extra_flags,
+    ]
+    if batching is not None:
+        (work_dir / "batching.config").write_text(batching)
+        flags += ["--enable_batching", f"--batching_parameters_file={work_dir / 'batching.config'}"]
+    log = work_dir / "server.log"
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tooling.cli", "serve-local", *flags],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    rest = f"http://127.0.0.1:{rest_port}"
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{rest}/v1/models/{model_name}", timeout=2):
+                    break
+            except OSError as error:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"serve-local did not start:\n{log.read_text()[-3000:]}"
+                    ) from error
+                time.sleep(0.5)
+        yield LocalServer(rest, f"127.0.0.1:{grpc_port}", log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
