@@ -2,20 +2,24 @@
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: setup test lint demo clean
+.PHONY: setup test lint demo bench clean
 
 setup:  ## Python environment and pinned tools (a quick no-op when present)
 	@bash hack/setup.sh
 
 lint: setup  ## ruff over the Python code
-	.venv/bin/python -m ruff check tooling tests
-	.venv/bin/python -m ruff format --check tooling tests
+	.venv/bin/python -m ruff check tooling tests bench
+	.venv/bin/python -m ruff format --check tooling tests bench
 
 test: setup lint  ## the default suite: lint, chart rendering/validation, tooling tests
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 demo: setup  ## the main job (the local rehearsal cluster arrives with issue 4)
 	.venv/bin/resnet-serving demo
+
+bench: setup  ## P1-P3 (bench/README.md); ratios measured in one run, not tests
+	.venv/bin/python bench/serving_ratio.py
+	.venv/bin/python bench/locust_capacity.py
 
 clean:  ## remove this clone's environment (the per-user cache stays)
 	rm -rf .venv .tools

@@ -1,0 +1,3 @@
+module resnet-serving/bench/trivial_endpoint
+
+go 1.26
