@@ -2,10 +2,13 @@
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup setup-rehearsal test lint demo bench clean
 
 setup:  ## Python environment and pinned tools (a quick no-op when present)
 	@bash hack/setup.sh
+
+setup-rehearsal: setup  ## also the rehearsal cluster's binaries (Kubernetes, etcd, kwok, metrics-server)
+	@bash hack/install-tools.sh --rehearsal
 
 lint: setup  ## ruff over the Python code
 	.venv/bin/python -m ruff check tooling tests bench

@@ -35,16 +35,36 @@ go_install() {
   mv "$out/$(basename "$package")" "$out/$name.tmp" && mv "$out/$name.tmp" "$out/$name"
 }
 
-# chart-testing's module list is not served (so `go install ct@version` fails on its
-# deprecation check); hack/tools/ct pins the exact version in a small wrapper module instead.
+# wrapper NAME MODULE@VERSION [REPLACES]: a throwaway module in $out/src that requires
+# MODULE@VERSION (with optional `old=new@version` replaces), for tools `go install` can't take.
+wrapper() {
+  local name="$1" requirement="$2" replaces="${3:-}"
+  mkdir -p "$out/src" && cd "$out/src"
+  go mod init "resnet-serving-tools/$name" >/dev/null 2>&1
+  go mod edit -require="$requirement"
+  local replace
+  for replace in $replaces; do go mod edit -replace="$replace"; done
+}
+
+# tidy_and_build PACKAGE LDFLAGS [OUTPUT]: resolves the wrapper's graph, builds PACKAGE.
+tidy_and_build() {
+  local package="$1" ldflags="$2" output="${3:-$(basename "$1")}"
+  go mod tidy >/dev/null 2>&1 || go mod tidy
+  go build -o "$out/$output" -ldflags "$ldflags" "$package"
+}
+
+# chart-testing's module list is not served, so `go install ct@version` fails on its
+# deprecation check; a wrapper module pins the exact version instead.
 build_ct() {
-  (cd "$root/hack/tools/ct" && go build -o "$out/ct" \
-    -ldflags "-X github.com/helm/chart-testing/v3/ct/cmd.Version=$CHART_TESTING_VERSION" \
-    github.com/helm/chart-testing/v3/ct)
+  wrapper ct "github.com/helm/chart-testing/v3@$CHART_TESTING_VERSION"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/helm/chart-testing/v3/ct"\n' > tools.go
+  tidy_and_build github.com/helm/chart-testing/v3/ct \
+    "-X github.com/helm/chart-testing/v3/ct/cmd.Version=$CHART_TESTING_VERSION"
   # ct's lint configuration (chart_schema.yaml, lintconf.yaml) ships in its module.
   local module
-  module="$(cd "$root/hack/tools/ct" && go list -m -f '{{.Dir}}' github.com/helm/chart-testing/v3)"
+  module="$(go list -m -f '{{.Dir}}' github.com/helm/chart-testing/v3)"
   mkdir -p "$out/etc" && cp "$module"/etc/*.yaml "$out/etc/" && chmod u+w "$out"/etc/*.yaml
+  cd "$root" && rm -rf "$out/src"
 }
 
 build helm "$HELM_VERSION" go_install helm helm.sh/helm/v4/cmd/helm "$HELM_VERSION" \
@@ -61,3 +81,54 @@ build kubeconform "$KUBECONFORM_VERSION" go_install kubeconform \
   github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION" "-X main.version=$KUBECONFORM_VERSION"
 build ct "$CHART_TESTING_VERSION" build_ct
 ln -sfn "$cache/ct-$CHART_TESTING_VERSION/etc" "$root/.tools/ct"
+
+[[ "${1:-}" == "--rehearsal" ]] || exit 0
+
+# k8s.io/kubernetes replaces its staging modules with ./staging paths; pin each to the
+# published v0.X.Y of the same release instead, and stamp the version as its Makefile does.
+build_kubernetes() {
+  local staging="v0.${KUBERNETES_VERSION#v1.}" gomod replaces="" module
+  gomod="$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
+  for module in $(sed -n 's|^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*|\1|p' "$gomod"); do
+    replaces+=" $module=$module@$staging"
+  done
+  wrapper kubernetes "k8s.io/kubernetes@$KUBERNETES_VERSION" "$replaces"
+  local minor="${KUBERNETES_VERSION#v1.}" && minor="${minor%%.*}"
+  local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION"
+  ldflags+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+  ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$KUBERNETES_VERSION"
+  printf '//go:build tools\n\npackage tools\n\nimport (\n' > tools.go
+  local command
+  for command in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$command" >> tools.go
+  done
+  printf ')\n' >> tools.go
+  for command in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    echo "    $command …"
+    tidy_and_build "k8s.io/kubernetes/cmd/$command" "$ldflags"
+  done
+  cd "$root" && rm -rf "$out/src"
+}
+
+# etcd's own main package sits in a module with replace directives; call its entry point.
+build_etcd() {
+  wrapper etcd "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  printf 'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n' > main.go
+  tidy_and_build . "-s -w" etcd
+  cd "$root" && rm -rf "$out/src"
+}
+
+build_kwok() {
+  GOBIN="$out" go install -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" \
+    "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
+}
+
+build kube-apiserver "$KUBERNETES_VERSION" build_kubernetes
+for command in kube-controller-manager kube-scheduler kubectl; do
+  ln -sfn "$cache/kube-apiserver-$KUBERNETES_VERSION/$command" "$bin/$command"
+done
+build etcd "$ETCD_VERSION" build_etcd
+build kwok "$KWOK_VERSION" build_kwok
+ln -sfn "$cache/kwok-$KWOK_VERSION/kwokctl" "$bin/kwokctl"
+build metrics-server "$METRICS_SERVER_VERSION" go_install metrics-server \
+  sigs.k8s.io/metrics-server/cmd/metrics-server "$METRICS_SERVER_VERSION" "-s -w"
