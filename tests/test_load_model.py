@@ -53,3 +53,13 @@ def test_no_ready_replica_serves_nothing():
 def test_bad_calibration_is_refused():
     with pytest.raises(ValueError, match="positive"):
         load_point(1, 1, 0, K)
+
+
+def test_quantities_parse_like_kubernetes():
+    from tooling.rehearsal.quantities import cpu_cores, memory_bytes, millicores
+
+    assert cpu_cores("1500m") == 1.5 and cpu_cores("3") == 3 and cpu_cores(2) == 2
+    assert memory_bytes("4Gi") == 4 * 2**30 and memory_bytes("13862036Ki") == 13862036 * 1024
+    assert millicores(0.0424) == "42m"
+    with pytest.raises(ValueError, match="quantity"):
+        cpu_cores("three")

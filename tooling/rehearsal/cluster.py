@@ -1,0 +1,117 @@
+"""The rehearsal cluster: kwokctl's binary runtime with the project's own builds of etcd,
+kube-apiserver, kube-controller-manager (the real HPA controller), kube-scheduler,
+kwok-controller and metrics-server; nodes and pods are simulated by kwok.
+
+Every component binary is a local path from `make setup-rehearsal`, so kwokctl downloads
+nothing. The node pool is a set of kwok Nodes shaped like GKE's e2-standard-4.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tooling import paths
+from tooling.rehearsal.profiles import Profile
+
+COMPONENT_BINARIES = {
+    "--etcd-binary": "etcd",
+    "--kube-apiserver-binary": "kube-apiserver",
+    "--kube-controller-manager-binary": "kube-controller-manager",
+    "--kube-scheduler-binary": "kube-scheduler",
+    "--kwok-controller-binary": "kwok",
+    "--metrics-server-binary": "metrics-server",
+}
+APP_NAMESPACE = "resnet-serving"
+NODE_GROUP_LABEL = "resnet-serving.dev/node-group"
+# e2-standard-4 as GKE reports it: 4 vCPU / 16 GB capacity, ~3.92 CPU / ~13 GiB allocatable.
+E2_STANDARD_4 = {
+    "capacity": {"cpu": "4", "memory": "16395412Ki", "pods": "110"},
+    "allocatable": {"cpu": "3920m", "memory": "13862036Ki", "pods": "110"},
+}
+
+
+@dataclass(frozen=True)
+class RehearsalCluster:
+    name: str
+    kubeconfig: Path
+
+
+def kwokctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Runs the pinned kwokctl with the pinned kubectl on PATH."""
+    env = {**os.environ, "PATH": f"{paths.tools_bin()}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(
+        [str(paths.tool("kwokctl")), *args], env=env, capture_output=True, text=True, check=check
+    )
+
+
+def missing_binaries() -> list[str]:
+    """Binaries `make setup-rehearsal` has not installed yet."""
+    names = [*COMPONENT_BINARIES.values(), "kwokctl", "kubectl"]
+    return [name for name in names if not os.access(paths.tools_bin() / name, os.X_OK)]
+
+
+def create_cluster(
+    name: str, workdir: Path, profile: Profile, say: Callable[[str], None] = print
+) -> RehearsalCluster:
+    """Starts the control plane (about a minute) and returns where its kubeconfig is."""
+    missing = missing_binaries()
+    if missing:
+        raise FileNotFoundError(
+            f"rehearsal binaries missing ({', '.join(missing)}): run `make setup-rehearsal`"
+        )
+    workdir.mkdir(parents=True, exist_ok=True)
+    kubeconfig = workdir / "kubeconfig"
+    args = [
+        "create",
+        "cluster",
+        f"--name={name}",
+        "--runtime=binary",
+        "--enable=metrics-server",
+        f"--kubeconfig={kubeconfig}",
+        "--wait=5m",
+        "--quiet-pull",
+    ]
+    for flag, binary in COMPONENT_BINARIES.items():
+        args.append(f"{flag}={paths.tools_bin() / binary}")
+    for key, value in profile.controller_manager_args().items():
+        args.append(f"--extra-args=kube-controller-manager={key}={value}")
+    args.append(
+        f"--extra-args=metrics-server=metric-resolution={profile.metric_resolution_seconds}s"
+    )
+    say(f"rehearsal: starting the control plane ({name}, profile {profile.name}) …")
+    result = kwokctl(*args, check=False)
+    if result.returncode != 0:
+        kwokctl("delete", "cluster", f"--name={name}", check=False)
+        raise RuntimeError(f"kwokctl create cluster failed:\n{result.stderr[-3000:]}")
+    return RehearsalCluster(name, kubeconfig)
+
+
+def delete_cluster(name: str) -> None:
+    """Stops every component process and removes the cluster's files."""
+    kwokctl("delete", "cluster", f"--name={name}", check=False)
+
+
+def node_manifest(name: str, group: str) -> dict:
+    """A kwok Node shaped like a GKE e2-standard-4 in the given node group."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "node.kubernetes.io/instance-type": "e2-standard-4",
+                "type": "kwok",
+                NODE_GROUP_LABEL: group,
+            },
+        },
+        "spec": {},
+        "status": {**E2_STANDARD_4, "nodeInfo": {"kubeletVersion": "fake"}},
+    }
