@@ -17,7 +17,7 @@ lint: setup  ## ruff over the Python code
 test: setup lint  ## the default suite: lint, chart rendering/validation, tooling tests
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
-demo: setup  ## the main job (the local rehearsal cluster arrives with issue 4)
+demo: setup-rehearsal  ## the main job: the local rehearsal (fast profile); see `resnet-serving rehearse --help`
 	.venv/bin/resnet-serving demo
 
 bench: setup  ## P1-P3 (bench/README.md); ratios measured in one run, not tests

@@ -7,9 +7,17 @@ import os
 import sys
 from collections.abc import Sequence
 
-from tooling.commands import calibrate, chart_docs, demo, load, model, serve_local
+from tooling.commands import (
+    calibrate,
+    chart_docs,
+    demo,
+    load,
+    model,
+    rehearse,
+    serve_local,
+)
 
-VERBS = (model, serve_local, load, calibrate, chart_docs, demo)
+VERBS = (model, serve_local, load, calibrate, rehearse, chart_docs, demo)
 
 
 class UserError(Exception):

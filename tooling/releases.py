@@ -1,0 +1,38 @@
+"""Installs and removes the project's charts with pyhelm3 (real helm against the cluster)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import yaml
+from pyhelm3 import Client
+
+from tooling import paths
+
+
+def helm_client(kubeconfig: Path) -> Client:
+    return Client(executable=str(paths.tool("helm")), kubeconfig=kubeconfig, default_timeout="5m")
+
+
+def values_from_files(*files: Path) -> list[dict]:
+    return [yaml.safe_load(file.read_text()) or {} for file in files]
+
+
+def install(
+    kubeconfig: Path, release: str, chart: str, namespace: str, *values: dict, wait: bool = False
+) -> object:
+    """`helm upgrade --install` of charts/<chart> with the values maps (later ones win)."""
+
+    async def go() -> object:
+        client = helm_client(kubeconfig)
+        loaded = await client.get_chart(paths.CHARTS_DIR / chart)
+        return await client.install_or_upgrade_release(
+            release, loaded, *values, namespace=namespace, create_namespace=False, wait=wait
+        )
+
+    return asyncio.run(go())
+
+
+def uninstall(kubeconfig: Path, release: str, namespace: str) -> None:
+    asyncio.run(helm_client(kubeconfig).uninstall_release(release, namespace=namespace, wait=False))
