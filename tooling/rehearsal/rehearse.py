@@ -35,6 +35,14 @@ SERVER_NAME = f"{RELEASE}-resnet-serving"
 SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/name=resnet-serving"
 # Pods run no containers here, so the model is never fetched; the URI only has to be valid.
 REHEARSAL_MODEL_URI = "https://rehearsal.invalid/image_classifier.tar.gz"
+# The Locust pods are simulated too (the load model stands in for them); small requests keep
+# them from taking the room the model server's replicas scale into.
+SMALL = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
+LOCUST_VALUES = {
+    "loadtest": {"host": f"http://{SERVER_NAME}:8501"},
+    "master": {"resources": SMALL},
+    "worker": {"replicas": 1, "resources": SMALL},
+}
 
 
 @dataclass(frozen=True)
@@ -108,13 +116,7 @@ def rehearse(spec: RehearsalSpec, say: Callable[[str], None] = print) -> Rehears
         values = releases.values_from_files(*spec.values_files)
         values.append({"model": {"source": {"uri": REHEARSAL_MODEL_URI, "existingClaim": ""}}})
         releases.install(cluster.kubeconfig, RELEASE, "resnet-serving", APP_NAMESPACE, *values)
-        releases.install(
-            cluster.kubeconfig,
-            "load",
-            "locust",
-            APP_NAMESPACE,
-            {"loadtest": {"host": f"http://{SERVER_NAME}:8501"}},
-        )
+        releases.install(cluster.kubeconfig, "load", "locust", APP_NAMESPACE, LOCUST_VALUES)
         say("rehearsal: ✓ charts installed (helm, server-side validation, PodSecurity admission)")
         _wait(
             lambda: (
