@@ -131,4 +131,5 @@ build etcd "$ETCD_VERSION" build_etcd
 build kwok "$KWOK_VERSION" build_kwok
 ln -sfn "$cache/kwok-$KWOK_VERSION/kwokctl" "$bin/kwokctl"
 build metrics-server "$METRICS_SERVER_VERSION" go_install metrics-server \
-  sigs.k8s.io/metrics-server/cmd/metrics-server "$METRICS_SERVER_VERSION" "-s -w"
+  sigs.k8s.io/metrics-server/cmd/metrics-server "$METRICS_SERVER_VERSION" \
+  "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION"

@@ -113,5 +113,5 @@ def node_manifest(name: str, group: str) -> dict:
             },
         },
         "spec": {},
-        "status": {**E2_STANDARD_4, "nodeInfo": {"kubeletVersion": "fake"}},
+        "status": {**E2_STANDARD_4},
     }
