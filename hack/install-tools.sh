@@ -130,6 +130,14 @@ done
 build etcd "$ETCD_VERSION" build_etcd
 build kwok "$KWOK_VERSION" build_kwok
 ln -sfn "$cache/kwok-$KWOK_VERSION/kwokctl" "$bin/kwokctl"
-build metrics-server "$METRICS_SERVER_VERSION" go_install metrics-server \
-  sigs.k8s.io/metrics-server/cmd/metrics-server "$METRICS_SERVER_VERSION" \
-  "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION"
+# metrics-server, and its RBAC/APIService manifests (from its module) for kwokctl to apply.
+build_metrics_server() {
+  go_install metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server \
+    "$METRICS_SERVER_VERSION" "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION"
+  local module
+  module="$(go mod download -json "sigs.k8s.io/metrics-server@$METRICS_SERVER_VERSION" \
+    | sed -n 's/.*"Dir": "\(.*\)",/\1/p')"
+  cp -r "$module/manifests/base" "$out/manifests" && chmod -R u+w "$out/manifests"
+}
+build metrics-server "$METRICS_SERVER_VERSION" build_metrics_server
+ln -sfn "$cache/metrics-server-$METRICS_SERVER_VERSION/manifests" "$root/.tools/metrics-server-manifests"

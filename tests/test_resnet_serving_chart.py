@@ -86,6 +86,25 @@ def test_cpu_requests_exist_for_every_resource_metric_the_hpa_uses(case):
             assert requests.get(resource), f"HPA scales on {resource} but no {resource} request"
 
 
+def test_requests_never_exceed_limits(case):
+    """The apiserver refuses a request above its limit (the rehearsal caught the lab's 4Gi
+    request against the chart's default 3Gi limit)."""
+    from tooling.rehearsal.quantities import quantity
+
+    _, objects = case
+    for obj in objects:
+        spec = pod_spec_of(obj)
+        for container in [
+            *(spec or {}).get("initContainers", []),
+            *(spec or {}).get("containers", []),
+        ]:
+            resources = container.get("resources") or {}
+            for name, request in (resources.get("requests") or {}).items():
+                limit = (resources.get("limits") or {}).get(name)
+                if limit is not None:
+                    assert quantity(request) <= quantity(limit), (container["name"], name)
+
+
 def test_service_selects_the_pods_and_its_target_ports_are_container_ports(case):
     values_file, objects = case
     values = values_of(values_file)

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from tooling import paths
 from tooling.rehearsal.profiles import Profile
 
@@ -48,6 +50,33 @@ def kwokctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     )
 
 
+def kwokctl_configuration(profile: Profile) -> str:
+    """kwokctl's configuration: offline (metrics-server's manifests and kubectl are local) and
+    the profile's controller timings. (Component flags go here rather than in --extra-args,
+    whose parsing in kwokctl v0.8.0 breaks for a second component.)"""
+    manifests = paths.tools_bin().parent / "metrics-server-manifests"
+    configuration = {
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokctlConfiguration",
+        "options": {
+            "metricsServerVersion": paths.pinned_versions()["METRICS_SERVER_VERSION"],
+            "metricsServerManifests": [str(manifests)],
+            "kubectlBinary": str(paths.tools_bin() / "kubectl"),
+        },
+        "componentsPatches": [
+            {
+                "name": component,
+                "extraArgs": [{"key": key, "value": value} for key, value in args.items()],
+            }
+            for component, args in (
+                ("kube-controller-manager", profile.controller_manager_args()),
+                ("metrics-server", profile.metrics_server_args()),
+            )
+        ],
+    }
+    return yaml.safe_dump(configuration, sort_keys=False)
+
+
 def missing_binaries() -> list[str]:
     """Binaries `make setup-rehearsal` has not installed yet."""
     names = [*COMPONENT_BINARIES.values(), "kwokctl", "kubectl"]
@@ -65,7 +94,10 @@ def create_cluster(
         )
     workdir.mkdir(parents=True, exist_ok=True)
     kubeconfig = workdir / "kubeconfig"
+    kwok_config = workdir / "kwokctl.yaml"
+    kwok_config.write_text(kwokctl_configuration(profile))
     args = [
+        f"--config={kwok_config}",
         "create",
         "cluster",
         f"--name={name}",
@@ -77,11 +109,6 @@ def create_cluster(
     ]
     for flag, binary in COMPONENT_BINARIES.items():
         args.append(f"{flag}={paths.tools_bin() / binary}")
-    for key, value in profile.controller_manager_args().items():
-        args.append(f"--extra-args=kube-controller-manager={key}={value}")
-    args.append(
-        f"--extra-args=metrics-server=metric-resolution={profile.metric_resolution_seconds}s"
-    )
     say(f"rehearsal: starting the control plane ({name}, profile {profile.name}) …")
     result = kwokctl(*args, check=False)
     if result.returncode != 0:

@@ -22,6 +22,14 @@ class Profile:
     usage_update_seconds: float  # how often the load model rewrites pod CPU
     sample_seconds: float  # timeline sampling period
 
+    def metrics_server_args(self) -> dict[str, str]:
+        # metrics-server refuses a resolution that is not above its kubelet request timeout.
+        timeout = max(1, min(10, self.metric_resolution_seconds // 2))
+        return {
+            "metric-resolution": f"{self.metric_resolution_seconds}s",
+            "kubelet-request-timeout": f"{timeout}s",
+        }
+
     def controller_manager_args(self) -> dict[str, str]:
         return {
             "horizontal-pod-autoscaler-sync-period": f"{self.hpa_sync_seconds}s",
@@ -59,7 +67,7 @@ PROFILES = {
         hpa_downscale_stabilization_seconds=20,
         hpa_cpu_initialization_seconds=5,
         hpa_initial_readiness_delay_seconds=2,
-        metric_resolution_seconds=10,
+        metric_resolution_seconds=10,  # metrics-server refuses less
         scan_interval_seconds=2,
         scale_down_unneeded_seconds=20,
         scale_down_delay_after_add_seconds=20,
