@@ -132,6 +132,19 @@ def rehearse(spec: RehearsalSpec, say: Callable[[str], None] = print) -> Rehears
             "the first replica to be Ready",
         )
 
+        metrics = client.CustomObjectsApi(api)
+
+        def pod_metrics_served() -> bool:
+            try:
+                listed = metrics.list_namespaced_custom_object(
+                    "metrics.k8s.io", "v1beta1", APP_NAMESPACE, "pods", label_selector=SELECTOR
+                )
+            except client.ApiException:
+                return False
+            return bool(listed.get("items"))
+
+        _wait(pod_metrics_served, 120, "metrics-server to serve the replica's metrics")
+        say("rehearsal: ✓ metrics-server serves the replica's (kwok-simulated) metrics")
         deployment = apps.read_namespaced_deployment(SERVER_NAME, APP_NAMESPACE)
         server = deployment.spec.template.spec.containers[0]
         cores = cores_per_pod(
