@@ -38,6 +38,12 @@ def test_scale_up_stops_at_the_group_max():
     assert nodes_to_add([pod("a")], group_size=3, rules=RULES) == 0
 
 
+def test_nodes_already_provisioning_count_against_the_need():
+    pending = [pod("a"), pod("b")]
+    assert nodes_to_add(pending, group_size=2, rules=RULES, upcoming=1) == 1
+    assert nodes_to_add(pending, group_size=3, rules=RULES, upcoming=2) == 0
+
+
 def test_a_pod_no_node_could_run_triggers_nothing():
     assert nodes_to_add([pod("huge", Resources(8.0, GI))], group_size=1, rules=RULES) == 0
 

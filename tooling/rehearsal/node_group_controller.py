@@ -10,9 +10,11 @@ PodDisruptionBudgets hold) out, with the cluster-autoscaler's event reasons
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -80,7 +82,7 @@ class RehearsalNodeGroupController:
             self.create_node()
 
     def event(self, kind: str, name: str, namespace: str, reason: str, message: str) -> None:
-        now = client.V1MicroTime(time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime()))
+        now = datetime.now(UTC)
         self.core.create_namespaced_event(
             namespace,
             client.CoreV1Event(
@@ -112,7 +114,10 @@ class RehearsalNodeGroupController:
         size = len(nodes) + len(self.provisioning)
         add = (
             nodes_to_add(
-                [PodView(p.metadata.name, pod_requests(p)) for p in pending], size, self.rules
+                [PodView(p.metadata.name, pod_requests(p)) for p in pending],
+                size,
+                self.rules,
+                upcoming=len(self.provisioning),
             )
             if pending
             else 0
@@ -189,5 +194,5 @@ class RehearsalNodeGroupController:
         while not stop.wait(self.scan_seconds):
             try:
                 self.step(time.monotonic())
-            except ApiException:
-                continue  # a transient apiserver error: the next scan retries
+            except ApiException as error:  # transient: the next scan retries
+                print(f"node-group controller: {error.reason}; retrying", file=sys.stderr)

@@ -5,8 +5,9 @@ module proxy; see the rehearsal's README section), so the rehearsal runs
 `RehearsalNodeGroupController`, which applies these rules:
 
 - **Scale up** when pods are Unschedulable: pack them (first fit, by CPU and memory requests)
-  onto new nodes shaped like the group's template; add as many nodes as that takes, up to the
-  group's max. A pod that would not fit even on an empty template node triggers nothing.
+  onto new nodes shaped like the group's template; add as many nodes as that takes beyond
+  those already being provisioned, up to the group's max. A pod that would not fit even on an
+  empty template node triggers nothing.
 - **Scale down** a node whose pods' requests are under `utilization_threshold` (50 %) of its
   allocatable CPU *and* memory for `unneeded_seconds` (10 min), when no scale-up happened in
   the last `delay_after_add_seconds` (10 min), the group stays at or above its min, and every
@@ -78,8 +79,11 @@ class GroupRules:
     delay_after_add_seconds: float = 600.0
 
 
-def nodes_to_add(pending: list[PodView], group_size: int, rules: GroupRules) -> int:
-    """How many template nodes the pending pods need (first fit), capped at the group's max."""
+def nodes_to_add(
+    pending: list[PodView], group_size: int, rules: GroupRules, upcoming: int = 0
+) -> int:
+    """How many more template nodes the pending pods need (first fit), beyond the `upcoming`
+    ones already being provisioned, capped at the group's max (`group_size` counts them)."""
     bins: list[Resources] = []
     for pod in sorted(pending, key=lambda p: (p.requests.cpu, p.requests.memory), reverse=True):
         if not pod.requests.fits_in(rules.template):
@@ -90,7 +94,7 @@ def nodes_to_add(pending: list[PodView], group_size: int, rules: GroupRules) -> 
                 break
         else:
             bins.append(rules.template - pod.requests)
-    return max(0, min(len(bins), rules.max_size - group_size))
+    return max(0, min(len(bins) - upcoming, rules.max_size - group_size))
 
 
 def _fits_elsewhere(node: NodeView, others: list[NodeView]) -> bool:
