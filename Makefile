@@ -14,7 +14,7 @@ lint: setup  ## ruff over the Python code
 	.venv/bin/python -m ruff check tooling tests bench
 	.venv/bin/python -m ruff format --check tooling tests bench
 
-test: setup lint  ## the default suite: lint, chart rendering/validation, tooling tests
+test: setup-rehearsal lint  ## the default suite: lint, charts, model, serving, load, rehearsal e2e
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 demo: setup-rehearsal  ## the main job: the local rehearsal (fast profile); see `resnet-serving rehearse --help`

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from tooling.commands import (
     calibrate,
     chart_docs,
+    cluster,
     demo,
     load,
     model,
@@ -17,7 +18,7 @@ from tooling.commands import (
     serve_local,
 )
 
-VERBS = (model, serve_local, load, calibrate, rehearse, chart_docs, demo)
+VERBS = (model, serve_local, load, calibrate, cluster, rehearse, chart_docs, demo)
 
 
 class UserError(Exception):
