@@ -36,8 +36,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--min-nodes", type=int, default=1)
     parser.add_argument("--max-nodes", type=int, default=3)
-    parser.add_argument("--run-dir", type=Path, help="where results go (default: runs/<time>)")
-    parser.add_argument("--keep-cluster", action="store_true", help="leave the cluster running")
+    parser.add_argument(
+        "--report",
+        "--run-dir",
+        dest="run_dir",
+        type=Path,
+        help="where timeline.csv, events.csv and summary.txt go (default: runs/rehearsal-<time>)",
+    )
+    parser.add_argument(
+        "--keep",
+        "--keep-cluster",
+        dest="keep_cluster",
+        action="store_true",
+        help="leave the cluster running afterwards",
+    )
 
 
 def handle(args: argparse.Namespace) -> int:

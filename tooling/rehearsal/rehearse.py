@@ -29,6 +29,7 @@ from tooling.rehearsal.node_group_controller import RehearsalNodeGroupController
 from tooling.rehearsal.node_group_rules import GroupRules, Resources
 from tooling.rehearsal.profiles import Profile
 from tooling.rehearsal.quantities import cpu_cores, memory_bytes
+from tooling.timeline_summary import read_timeline, summarize
 
 RELEASE = "resnet"
 SERVER_NAME = f"{RELEASE}-resnet-serving"
@@ -217,5 +218,9 @@ def rehearse(spec: RehearsalSpec, say: Callable[[str], None] = print) -> Rehears
         if recorder is not None:  # what was recorded survives a failed run too
             written = recorder.write()
     timeline, events = written
+    summary = summarize(read_timeline(timeline))
+    (spec.run_dir / "summary.txt").write_text("\n".join(summary.lines()) + "\n")
     say(f"rehearsal: ✓ timeline in {timeline}")
+    for line in summary.lines():
+        say(f"  {line}")
     return RehearsalResult(timeline, events, scaled_in)

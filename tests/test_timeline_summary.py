@@ -1,0 +1,56 @@
+"""The run summary, checked against values worked out by hand for a small timeline."""
+
+from __future__ import annotations
+
+import pytest
+
+from tooling.timeline_summary import read_timeline, summarize
+
+# t, users, rps, cpu%, desired, ready, pending, nodes, response_ms
+TIMELINE = """t_seconds,users,offered_rps,hpa_cpu_percent,replicas_desired,replicas_ready,pods_pending,nodes_ready,response_ms
+0,0,0,0,1,1,0,1,
+10,4,4,50,1,1,0,1,80
+20,8,8,90,2,1,1,1,1500
+30,8,8,70,2,2,0,2,120
+40,0,0,0,2,2,0,2,
+60,0,0,0,1,1,0,2,
+80,0,0,0,1,1,0,1,
+"""
+
+
+@pytest.fixture
+def rows(tmp_path):
+    path = tmp_path / "timeline.csv"
+    path.write_text(TIMELINE)
+    return read_timeline(path)
+
+
+def test_summary_matches_hand_computed_values(rows):
+    summary = summarize(rows, slo_ms=1000)
+    assert summary.max_replicas == 2 and summary.max_nodes == 2
+    # load starts at 10, the HPA wants 2 at 20
+    assert summary.time_to_first_scale_out_s == 10
+    # load ends after the row at 30 (next sample 40); back to 1 replica and 1 node at 80
+    assert summary.time_to_scale_in_s == 40
+    # replicas: 1·10 + 1·10 + 1·10 + 2·10 + 2·20 + 1·20 = 110 replica-seconds
+    assert summary.replica_minutes == pytest.approx(110 / 60)
+    # nodes: 1·10 + 1·10 + 1·10 + 2·10 + 2·20 + 2·20 = 130 node-seconds
+    assert summary.node_minutes == pytest.approx(130 / 60)
+    assert summary.pending_seconds == 10  # the row at 20
+    assert summary.slo_violation_seconds == 10  # 1500 ms at 20
+    assert any("never" not in line for line in summary.lines())
+
+
+def test_a_run_that_never_scales_says_never(rows):
+    flat = [{**row, "replicas_desired": 1, "replicas_ready": 1, "nodes_ready": 1} for row in rows]
+    summary = summarize(flat)
+    assert summary.time_to_first_scale_out_s is None
+    assert summary.time_to_scale_in_s == 0
+    assert "never" in summary.lines()[2]
+
+
+def test_no_replica_serving_counts_against_the_slo(rows):
+    rows[2]["response_ms"] = None
+    assert summarize(rows).slo_violation_seconds == 10
+    with pytest.raises(ValueError, match="no rows"):
+        summarize([])
