@@ -7,8 +7,13 @@ import pytest
 from tooling.timeline_summary import read_timeline, summarize
 
 # t, users, rps, cpu%, desired, ready, pending, nodes, response_ms
-TIMELINE = """t_seconds,users,offered_rps,hpa_cpu_percent,replicas_desired,replicas_ready,pods_pending,nodes_ready,response_ms
-0,0,0,0,1,1,0,1,
+HEADER = (
+    "t_seconds,users,offered_rps,hpa_cpu_percent,replicas_desired,replicas_ready,"
+    "pods_pending,nodes_ready,response_ms\n"
+)
+TIMELINE = (
+    HEADER
+    + """0,0,0,0,1,1,0,1,
 10,4,4,50,1,1,0,1,80
 20,8,8,90,2,1,1,1,1500
 30,8,8,70,2,2,0,2,120
@@ -16,6 +21,7 @@ TIMELINE = """t_seconds,users,offered_rps,hpa_cpu_percent,replicas_desired,repli
 60,0,0,0,1,1,0,2,
 80,0,0,0,1,1,0,1,
 """
+)
 
 
 @pytest.fixture

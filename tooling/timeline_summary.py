@@ -9,6 +9,7 @@ and the response time exceeds the SLO (or nothing serves at all).
 from __future__ import annotations
 
 import csv
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,9 +57,7 @@ def summarize(
 ) -> TimelineSummary:
     if not rows:
         raise ValueError("the timeline has no rows")
-    spans = [
-        later["t_seconds"] - row["t_seconds"] for row, later in zip(rows, rows[1:], strict=False)
-    ]
+    spans = [later["t_seconds"] - row["t_seconds"] for row, later in itertools.pairwise(rows)]
     spans.append(0.0)
     start_replicas, start_nodes = rows[0]["replicas_ready"], rows[0]["nodes_ready"]
     loaded = [row["t_seconds"] for row in rows if (row["users"] or 0) > 0]
