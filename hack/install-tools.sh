@@ -118,9 +118,19 @@ build_etcd() {
   cd "$root" && rm -rf "$out/src"
 }
 
+# kwok and kwokctl, and kwok's default node/pod Stages (from its module), which the rehearsal
+# passes back to kwokctl with a pod start delay added.
 build_kwok() {
   GOBIN="$out" go install -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" \
     "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
+  local module stage
+  module="$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')"
+  mkdir -p "$out/stages"
+  for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
+      pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
+    cp "$module/kustomize/stage/$stage.yaml" "$out/stages/"
+  done
+  chmod -R u+w "$out/stages"
 }
 
 build kube-apiserver "$KUBERNETES_VERSION" build_kubernetes
@@ -130,6 +140,7 @@ done
 build etcd "$ETCD_VERSION" build_etcd
 build kwok "$KWOK_VERSION" build_kwok
 ln -sfn "$cache/kwok-$KWOK_VERSION/kwokctl" "$bin/kwokctl"
+ln -sfn "$cache/kwok-$KWOK_VERSION/stages" "$root/.tools/kwok-stages"
 # metrics-server, and its RBAC/APIService manifests (from its module) for kwokctl to apply.
 build_metrics_server() {
   go_install metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server \

@@ -74,7 +74,18 @@ def kwokctl_configuration(profile: Profile) -> str:
             )
         ],
     }
-    return yaml.safe_dump(configuration, sort_keys=False)
+    return yaml.safe_dump_all([configuration, *stages(profile)], sort_keys=False)
+
+
+def stages(profile: Profile) -> list[dict]:
+    """kwok's default node and pod Stages, with the profile's pod start delay on pod-ready
+    (the time a real replica spends fetching, loading and warming up the model)."""
+    folder = paths.tools_bin().parent / "kwok-stages"
+    loaded = [yaml.safe_load(path.read_text()) for path in sorted(folder.glob("*.yaml"))]
+    for stage in loaded:
+        if stage["metadata"]["name"] == "pod-ready":
+            stage["spec"]["delay"] = {"durationMilliseconds": int(profile.pod_start_seconds * 1000)}
+    return loaded
 
 
 def missing_binaries() -> list[str]:
