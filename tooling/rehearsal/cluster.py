@@ -97,7 +97,7 @@ def missing_binaries() -> list[str]:
 def create_cluster(
     name: str, workdir: Path, profile: Profile, say: Callable[[str], None] = print
 ) -> RehearsalCluster:
-    """Starts the control plane (about a minute) and returns where its kubeconfig is."""
+    """Starts the control plane (or reuses a running one of that name); returns its kubeconfig."""
     missing = missing_binaries()
     if missing:
         raise FileNotFoundError(
@@ -105,6 +105,10 @@ def create_cluster(
         )
     workdir.mkdir(parents=True, exist_ok=True)
     kubeconfig = workdir / "kubeconfig"
+    if name in kwokctl("get", "clusters").stdout.split():
+        kubeconfig.write_text(kwokctl("get", "kubeconfig", f"--name={name}").stdout)
+        say(f"rehearsal: reusing the running cluster {name} (its timers are as it was created)")
+        return RehearsalCluster(name, kubeconfig)
     kwok_config = workdir / "kwokctl.yaml"
     kwok_config.write_text(kwokctl_configuration(profile))
     args = [

@@ -76,9 +76,16 @@ class RehearsalNodeGroupController:
         return name
 
     def ensure_min_size(self) -> None:
-        """Creates the group's first nodes at once (a new cluster starts at min size)."""
-        existing = len(self.group_nodes())
-        for _ in range(existing, self.rules.min_size):
+        """Creates the group's first nodes at once (a new cluster starts at min size); on a
+        reused cluster, new node names continue after the existing ones."""
+        existing = self.group_nodes()
+        suffixes = [
+            int(n.metadata.name.rsplit("-", 1)[-1])
+            for n in existing
+            if n.metadata.name.rsplit("-", 1)[-1].isdigit()
+        ]
+        self.serial = itertools.count(max(suffixes, default=0) + 1)
+        for _ in range(len(existing), self.rules.min_size):
             self.create_node()
 
     def event(self, kind: str, name: str, namespace: str, reason: str, message: str) -> None:

@@ -88,17 +88,20 @@ def rehearse(spec: RehearsalSpec, say: Callable[[str], None] = print) -> Rehears
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
         autoscaling = client.AutoscalingV2Api(api)
         say("rehearsal: ✓ control plane up; namespace with Pod Security restricted enforced")
-        core.create_namespace(
-            {
-                "metadata": {
-                    "name": APP_NAMESPACE,
-                    "labels": {
-                        "pod-security.kubernetes.io/enforce": "restricted",
-                        "pod-security.kubernetes.io/enforce-version": "latest",
-                    },
-                }
+        namespace = {
+            "metadata": {
+                "name": APP_NAMESPACE,
+                "labels": {
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                },
             }
-        )
+        }
+        try:
+            core.create_namespace(namespace)
+        except client.ApiException as error:
+            if error.status != 409:  # a reused cluster has it already
+                raise
 
         allocatable = E2_STANDARD_4["allocatable"]
         rules = GroupRules(
