@@ -4,6 +4,7 @@ plane, kwok-simulated nodes and pods), ending with timeline.csv and events.csv i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -59,8 +60,9 @@ def handle(args: argparse.Namespace) -> int:
 
     chosen = profile(args.profile)
     environ = dict(os.environ)
-    step = args.step_seconds or (60 if chosen.name == "lab" else 8)
-    environ.setdefault("STEP_SECONDS", str(step))
+    if args.step_seconds:  # the flag wins, then STEP_SECONDS, then the profile's pace
+        environ["STEP_SECONDS"] = str(args.step_seconds)
+    environ.setdefault("STEP_SECONDS", "60" if chosen.name == "lab" else "8")
     shape = shape_from_spec(args.shape, environ)
     run_dir = args.run_dir or Path("runs") / time.strftime("rehearsal-%Y%m%d-%H%M%S")
     spec = RehearsalSpec(
@@ -72,7 +74,7 @@ def handle(args: argparse.Namespace) -> int:
         keep_cluster=args.keep_cluster,
     )
     if args.values:
-        spec = RehearsalSpec(**{**spec.__dict__, "values_files": tuple(args.values)})
+        spec = dataclasses.replace(spec, values_files=tuple(args.values))
     result = rehearse(spec, say=lambda line: print(line, file=sys.stderr, flush=True))
     print(result.timeline)
     return 0 if result.scaled_in else 1
