@@ -22,7 +22,10 @@ def tool(name: str) -> Path:
     """Path of a pinned tool; raises with what to do when `make setup` has not installed it."""
     path = tools_bin() / name
     if not os.access(path, os.X_OK):
-        raise FileNotFoundError(f"{name} is not installed in {tools_bin()}: run `make setup`")
+        raise FileNotFoundError(
+            f"{name} is not installed in {tools_bin()}: run `make setup` "
+            "(`make setup-rehearsal` for the rehearsal cluster's tools)"
+        )
     return path
 
 

@@ -133,8 +133,9 @@ def create_cluster(
 
 
 def delete_cluster(name: str) -> None:
-    """Stops every component process and removes the cluster's files."""
-    kwokctl("delete", "cluster", f"--name={name}", check=False)
+    """Stops every component process and removes the cluster's files (no kwokctl: no cluster)."""
+    if "kwokctl" not in missing_binaries():
+        kwokctl("delete", "cluster", f"--name={name}", check=False)
 
 
 def node_manifest(name: str, group: str) -> dict:
