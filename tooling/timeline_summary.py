@@ -94,22 +94,18 @@ def summarize(
         response = row.get("response_ms")
         return response is None or response > slo_ms
 
+    def over_time(value: Callable[[dict[str, float | None]], float]) -> float:
+        """Σ value(row)·Δt: each row's value holds until the next sample."""
+        return sum(value(row) * span for row, span in zip(rows, spans, strict=True))
+
     return TimelineSummary(
         max_replicas=int(max(row["replicas_ready"] for row in rows)),
         max_nodes=int(max(row["nodes_ready"] for row in rows)),
         time_to_first_scale_out_s=None if scale_out is None else scale_out - first_load,
         time_to_scale_in_s=None if back is None else back - load_end,
-        replica_minutes=sum(
-            row["replicas_ready"] * span for row, span in zip(rows, spans, strict=True)
-        )
-        / 60,
-        node_minutes=sum(row["nodes_ready"] * span for row, span in zip(rows, spans, strict=True))
-        / 60,
-        pending_seconds=sum(
-            span for row, span in zip(rows, spans, strict=True) if row["pods_pending"]
-        ),
-        slo_violation_seconds=sum(
-            span for row, span in zip(rows, spans, strict=True) if violates(row)
-        ),
+        replica_minutes=over_time(lambda row: row["replicas_ready"]) / 60,
+        node_minutes=over_time(lambda row: row["nodes_ready"]) / 60,
+        pending_seconds=over_time(lambda row: 1.0 if row["pods_pending"] else 0.0),
+        slo_violation_seconds=over_time(lambda row: 1.0 if violates(row) else 0.0),
         slo_ms=slo_ms,
     )
