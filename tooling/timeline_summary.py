@@ -9,6 +9,7 @@ and the response time exceeds the SLO (or nothing serves at all).
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
