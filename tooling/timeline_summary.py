@@ -9,8 +9,8 @@ and the response time exceeds the SLO (or nothing serves at all).
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
