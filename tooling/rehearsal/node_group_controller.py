@@ -64,6 +64,9 @@ class RehearsalNodeGroupController:
     tracker: ScaleDownTracker = field(default_factory=ScaleDownTracker)
     last_scale_up: float | None = None
     provisioning: list[float] = field(default_factory=list)  # when each new node is ready
+    # Nodes just created: the scheduler has not placed the pending pods on them yet, so they
+    # still count as upcoming for a few scans (no second node for the same pod).
+    created: list[float] = field(default_factory=list)
     serial: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def group_nodes(self) -> list[client.V1Node]:
@@ -113,6 +116,9 @@ class RehearsalNodeGroupController:
         due = [ready_at for ready_at in self.provisioning if ready_at <= now]
         for _ in due:
             self.create_node()
+            self.created.append(now)
+        settle = max(10.0, 3 * self.scan_seconds)
+        self.created = [at for at in self.created if now - at < settle]
         self.provisioning = [ready_at for ready_at in self.provisioning if ready_at > now]
 
         nodes = self.group_nodes()
@@ -124,7 +130,7 @@ class RehearsalNodeGroupController:
                 [PodView(p.metadata.name, pod_requests(p)) for p in pending],
                 size,
                 self.rules,
-                upcoming=len(self.provisioning),
+                upcoming=len(self.provisioning) + len(self.created),
             )
             if pending
             else 0
@@ -143,7 +149,7 @@ class RehearsalNodeGroupController:
                     f"{self.rules.max_size})}}]",
                 )
             return
-        if pending or self.provisioning:
+        if pending or self.provisioning or self.created:
             return
         by_node: dict[str, list[client.V1Pod]] = {}
         for pod in pods:
