@@ -24,7 +24,7 @@ def version_dirs(model_dir: Path) -> list[Path]:
     if not found:
         raise FileNotFoundError(
             f"{model_dir} holds no <version>/saved_model.pb; point at the model directory "
-            "(e.g. DIR/image_classifier from `resnet-serving model export --out DIR`)"
+            "(DIR/image_classifier), or export one: `resnet-serving model export --out DIR`"
         )
     return found
 

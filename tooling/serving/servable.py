@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tooling.model.package import version_dirs
 from tooling.serving.errors import ServingError, from_tensorflow
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -14,21 +15,7 @@ DEFAULT_SIGNATURE = "serving_default"
 
 def latest_version(base_path: Path) -> int:
     """The highest numeric version directory holding saved_model.pb (TF Serving's default)."""
-    versions = (
-        [
-            int(child.name)
-            for child in base_path.iterdir()
-            if child.is_dir() and child.name.isdigit() and (child / "saved_model.pb").is_file()
-        ]
-        if base_path.is_dir()
-        else []
-    )
-    if not versions:
-        raise FileNotFoundError(
-            f"no servable version under {base_path}: expected <version>/saved_model.pb "
-            "(export one with `resnet-serving model export --out DIR`)"
-        )
-    return max(versions)
+    return int(version_dirs(base_path)[-1].name)
 
 
 @dataclass
