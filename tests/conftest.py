@@ -34,6 +34,17 @@ def render(chart: Path, values: Path | None, helm_name: str = "helm") -> tuple[d
     return tuple(helm.Helm.pinned(helm_name).template(chart, files))
 
 
+def deep_merge(base: dict, override: dict) -> dict:
+    """`override` laid over `base` the way helm merges values maps."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def objects_of(objects: tuple[dict, ...], kind: str) -> list[dict]:
     return [obj for obj in objects if obj.get("kind") == kind]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import LOCUST_CHART, RESNET_CHART
+from conftest import LOCUST_CHART, RESNET_CHART, deep_merge
 
 from tooling import helm
 
@@ -12,28 +12,26 @@ GCS = {"model": {"source": {"uri": "gs://bucket/resnet_101"}}}
 HOST = {"loadtest": {"host": "http://resnet-serving:8501"}}
 
 
-def merged(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = merged(out[key], value) if isinstance(value, dict) and key in out else value
-    return out
-
-
 # (id, chart, values, words the error must contain)
 BAD_VALUES = [
     (
         "type-of-minReplicas",
         RESNET_CHART,
-        merged(GCS, {"autoscaling": {"minReplicas": "two"}}),
+        deep_merge(GCS, {"autoscaling": {"minReplicas": "two"}}),
         ["minReplicas"],
     ),
     (
         "typo-top-level",
         RESNET_CHART,
-        merged(GCS, {"autoscalling": {"enabled": True}}),
+        deep_merge(GCS, {"autoscalling": {"enabled": True}}),
         ["autoscalling"],
     ),
-    ("typo-nested", RESNET_CHART, merged(GCS, {"autoscaling": {"targetCPU": 60}}), ["targetCPU"]),
+    (
+        "typo-nested",
+        RESNET_CHART,
+        deep_merge(GCS, {"autoscaling": {"targetCPU": 60}}),
+        ["targetCPU"],
+    ),
     ("s3-uri", RESNET_CHART, {"model": {"source": {"uri": "s3://bucket/model"}}}, ["uri"]),
     (
         "invalid-bucket",
@@ -56,80 +54,90 @@ BAD_VALUES = [
     (
         "min-above-max",
         RESNET_CHART,
-        merged(GCS, {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}}),
+        deep_merge(GCS, {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}}),
         ["autoscaling.minReplicas", "autoscaling.maxReplicas"],
     ),
     (
         "cpu-hpa-without-cpu-request",
         RESNET_CHART,
-        merged(GCS, {"resources": {"requests": {"cpu": None}}}),
+        deep_merge(GCS, {"resources": {"requests": {"cpu": None}}}),
         ["resources.requests.cpu", "targetCPUUtilizationPercentage"],
     ),
     (
         "percent-as-string",
         RESNET_CHART,
-        merged(GCS, {"autoscaling": {"targetCPUUtilizationPercentage": "60%"}}),
+        deep_merge(GCS, {"autoscaling": {"targetCPUUtilizationPercentage": "60%"}}),
         ["targetCPUUtilizationPercentage"],
     ),
     ("no-model-source", RESNET_CHART, {}, ["model.source.uri", "model.source.existingClaim"]),
     (
         "two-model-sources",
         RESNET_CHART,
-        merged(GCS, {"model": {"source": {"existingClaim": "models"}}}),
+        deep_merge(GCS, {"model": {"source": {"existingClaim": "models"}}}),
         ["model.source"],
     ),
-    ("unknown-service-type", RESNET_CHART, merged(GCS, {"service": {"type": "Ingress"}}), ["type"]),
+    (
+        "unknown-service-type",
+        RESNET_CHART,
+        deep_merge(GCS, {"service": {"type": "Ingress"}}),
+        ["type"],
+    ),
     (
         "port-out-of-range",
         RESNET_CHART,
-        merged(GCS, {"service": {"httpPort": 70000}}),
+        deep_merge(GCS, {"service": {"httpPort": 70000}}),
         ["httpPort"],
     ),
     (
         "zero-batch-size",
         RESNET_CHART,
-        merged(GCS, {"batching": {"maxBatchSize": 0}}),
+        deep_merge(GCS, {"batching": {"maxBatchSize": 0}}),
         ["maxBatchSize"],
     ),
     (
         "grace-shorter-than-prestop",
         RESNET_CHART,
-        merged(GCS, {"terminationGracePeriodSeconds": 10}),
+        deep_merge(GCS, {"terminationGracePeriodSeconds": 10}),
         ["terminationGracePeriodSeconds", "preStopSleepSeconds"],
     ),
     (
         "bad-pull-policy",
         RESNET_CHART,
-        merged(GCS, {"image": {"pullPolicy": "Sometimes"}}),
+        deep_merge(GCS, {"image": {"pullPolicy": "Sometimes"}}),
         ["pullPolicy"],
     ),
     (
         "bad-model-name",
         RESNET_CHART,
-        merged(GCS, {"model": {"name": "image classifier"}}),
+        deep_merge(GCS, {"model": {"name": "image classifier"}}),
         ["name"],
     ),
     ("locust-without-host", LOCUST_CHART, {}, ["loadtest.host"]),
     (
         "locust-unknown-shape",
         LOCUST_CHART,
-        merged(HOST, {"loadtest": {"shape": "wave"}}),
+        deep_merge(HOST, {"loadtest": {"shape": "wave"}}),
         ["shape"],
     ),
     (
         "locust-file-shape-without-csv",
         LOCUST_CHART,
-        merged(HOST, {"loadtest": {"shape": "file"}}),
+        deep_merge(HOST, {"loadtest": {"shape": "file"}}),
         ["loadtest.shapeFile"],
     ),
     (
         "locust-bad-run-time",
         LOCUST_CHART,
-        merged(HOST, {"loadtest": {"runTime": "ten minutes"}}),
+        deep_merge(HOST, {"loadtest": {"runTime": "ten minutes"}}),
         ["runTime"],
     ),
-    ("locust-zero-workers", LOCUST_CHART, merged(HOST, {"worker": {"replicas": 0}}), ["replicas"]),
-    ("locust-typo", LOCUST_CHART, merged(HOST, {"loadtest": {"headles": True}}), ["headles"]),
+    (
+        "locust-zero-workers",
+        LOCUST_CHART,
+        deep_merge(HOST, {"worker": {"replicas": 0}}),
+        ["replicas"],
+    ),
+    ("locust-typo", LOCUST_CHART, deep_merge(HOST, {"loadtest": {"headles": True}}), ["headles"]),
 ]
 
 

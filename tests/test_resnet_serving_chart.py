@@ -11,7 +11,7 @@ import re
 
 import pytest
 import yaml
-from conftest import RESNET_CHART, objects_of, one_of, render
+from conftest import RESNET_CHART, deep_merge, objects_of, one_of, render
 
 from tooling import helm, paths
 from tooling.pod_security import pod_spec_of, restricted_violations
@@ -23,17 +23,8 @@ IDS = [values.name.removesuffix("-values.yaml") for values in CASES]
 def values_of(values_file) -> dict:
     """The chart's defaults merged with one ci values file (as helm merges maps)."""
 
-    def merge(base: dict, override: dict) -> dict:
-        merged = dict(base)
-        for key, value in override.items():
-            if isinstance(value, dict) and isinstance(merged.get(key), dict):
-                merged[key] = merge(merged[key], value)
-            else:
-                merged[key] = value
-        return merged
-
     defaults = yaml.safe_load((RESNET_CHART / "values.yaml").read_text())
-    return merge(defaults, yaml.safe_load(values_file.read_text()) or {})
+    return deep_merge(defaults, yaml.safe_load(values_file.read_text()) or {})
 
 
 def server_container(deployment: dict) -> dict:
