@@ -37,7 +37,7 @@ def rehearsal(tmp_path_factory):
     spec = RehearsalSpec(
         run_dir=run_dir,
         profile=profile("fast"),
-        shape=StepShape(step_users=4, step_seconds=10, steps=8),  # 4 → 32 users
+        shape=StepShape(step_users=4, step_seconds=10, steps=11),  # 4 → 44 users, 110 s
         min_nodes=1,
         max_nodes=3,
         cluster_name=f"resnet-e2e-{os.getpid()}",
