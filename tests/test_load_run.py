@@ -31,6 +31,13 @@ def test_distributed_run_finishes_without_failures_and_writes_its_csv(local_serv
         history = list(csv.DictReader(handle))
     assert max(int(row["User Count"]) for row in history) == 4
     assert (report / "report.html").stat().st_size > 0
+    # The master's web API was read while the run went (what `watch` and the e2e recorder use).
+    running = [stats for stats in result.live if stats.running]
+    assert running, f"no live reading while running: {result.live}"
+    assert max(stats.users for stats in running) in (2, 4)
+    assert all(a.requests <= b.requests for a, b in zip(running, running[1:], strict=False))
+    assert running[-1].requests <= result.requests
+    assert running[-1].p95_ms is not None and running[-1].p95_ms > 0
 
 
 def test_grpc_user_runs_against_the_grpc_port(local_server, tmp_path):

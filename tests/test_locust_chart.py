@@ -90,7 +90,8 @@ def test_headless_master_is_a_job_that_ends_and_keeps_results(case):
     script = container["args"][0]
     workers = overrides.get("worker", {}).get("replicas", 2)
     for expected in (
-        "--headless",
+        "--autostart --autoquit=0",
+        "--web-port=8089",
         f"--expect-workers={workers}",
         f"--run-time={overrides['loadtest'].get('runTime', '11m')}",
         "--csv=/results/locust",

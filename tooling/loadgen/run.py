@@ -1,7 +1,8 @@
 """Distributed, headless Locust runs as processes: one master and N workers, as in the chart.
 
 Locust monkey-patches the process it runs in (gevent), so it runs as separate processes with
-the project's locustfile, never inside the caller.
+the project's locustfile, never inside the caller. The master starts at once (`--autostart`)
+and keeps its web API on a local port, which is read every few seconds to show progress.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tooling.loadgen import LOCUSTFILE
+from tooling.loadgen.live_stats import LiveStats, read_from_url
+
+PROGRESS_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class LoadRunResult:
     p95_ms: float
     requests_per_second: float
     report_dir: Path
+    live: tuple[LiveStats, ...] = ()  # what the master's web API said while the run went
 
     @property
     def summary(self) -> str:
@@ -88,7 +93,7 @@ def run_load(spec: LoadRunSpec, say: Callable[[str], None] = print) -> LoadRunRe
     """Runs master + workers to the end of the run; Locust's CSV and HTML land in report_dir."""
     seconds_of(spec.run_time)  # reject a bad run time before starting anything
     spec.report_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port, web_port = free_port(), free_port()
     env = {
         **os.environ,
         "PREDICT_PROTOCOL": spec.protocol,
@@ -104,7 +109,10 @@ def run_load(spec: LoadRunSpec, say: Callable[[str], None] = print) -> LoadRunRe
     locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
     master_args = [
         "--master",
-        "--headless",
+        "--autostart",
+        "--autoquit=0",
+        "--web-host=127.0.0.1",
+        f"--web-port={web_port}",
         "--master-bind-host=127.0.0.1",
         f"--master-bind-port={port}",
         f"--expect-workers={spec.workers}",
@@ -137,10 +145,20 @@ def run_load(spec: LoadRunSpec, say: Callable[[str], None] = print) -> LoadRunRe
     ]
     started = time.monotonic()
     deadline = started + seconds_of(spec.run_time) + 120
+    live: list[LiveStats] = []
+    next_progress = started + PROGRESS_SECONDS
     try:
         while master.poll() is None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"Locust did not finish; see {spec.report_dir / 'locust.log'}")
+            if time.monotonic() >= next_progress:
+                next_progress += PROGRESS_SECONDS
+                try:
+                    stats = read_from_url(f"http://127.0.0.1:{web_port}", timeout=2)
+                except OSError:  # not listening yet, or already quitting
+                    continue
+                live.append(stats)
+                say(f"load run: {time.monotonic() - started:4.0f} s  {stats.line()}")
             time.sleep(1)
         for worker in workers:
             worker.wait(timeout=30)
@@ -162,6 +180,7 @@ def run_load(spec: LoadRunSpec, say: Callable[[str], None] = print) -> LoadRunRe
         p95_ms=float(row["95%"] or 0),
         requests_per_second=float(row["Requests/s"] or 0),
         report_dir=spec.report_dir,
+        live=tuple(live),
     )
     say(
         f"load run: {result.summary} in {time.monotonic() - started:.0f} s; "
