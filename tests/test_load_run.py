@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 
 import pytest
 
@@ -35,7 +36,7 @@ def test_distributed_run_finishes_without_failures_and_writes_its_csv(local_serv
     running = [stats for stats in result.live if stats.running]
     assert running, f"no live reading while running: {result.live}"
     assert max(stats.users for stats in running) in (2, 4)
-    assert all(a.requests <= b.requests for a, b in zip(running, running[1:], strict=False))
+    assert all(a.requests <= b.requests for a, b in itertools.pairwise(running))
     assert running[-1].requests <= result.requests
     assert running[-1].p95_ms is not None and running[-1].p95_ms > 0
 
