@@ -27,7 +27,6 @@ COMPONENT_BINARIES = {
     "--kwok-controller-binary": "kwok",
     "--metrics-server-binary": "metrics-server",
 }
-APP_NAMESPACE = "resnet-serving"
 NODE_GROUP_LABEL = "resnet-serving.dev/node-group"
 # e2-standard-4 as GKE reports it: 4 vCPU / 16 GB capacity, ~3.92 CPU / ~13 GiB allocatable.
 E2_STANDARD_4 = {
