@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 from pyhelm3 import Client
+from pyhelm3.errors import ReleaseNotFoundError
 
 from tooling import paths
 
@@ -34,5 +35,12 @@ def install(
     return asyncio.run(go())
 
 
-def uninstall(kubeconfig: Path, release: str, namespace: str) -> None:
-    asyncio.run(helm_client(kubeconfig).uninstall_release(release, namespace=namespace, wait=False))
+def uninstall(kubeconfig: Path, release: str, namespace: str, wait: bool = False) -> bool:
+    """`helm uninstall`; False when there was no such release."""
+    try:
+        asyncio.run(
+            helm_client(kubeconfig).uninstall_release(release, namespace=namespace, wait=wait)
+        )
+    except ReleaseNotFoundError:
+        return False
+    return True

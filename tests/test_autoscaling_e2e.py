@@ -1,0 +1,151 @@
+"""End to end: the autoscaling story on a cluster, then assertions on its timeline and events.
+
+(a) the HPA raises replicas after load rises; (b) a replica goes Pending when the nodes are
+full and a node is added for it; (c) at the node cap a replica stays Pending; (d) replicas
+return to minReplicas after load stops; (e) nodes scale back down.
+
+The cluster is a fixture with two kinds:
+- `rehearsal` (default): real kube-apiserver, controller-manager (the real HPA controller),
+  scheduler and metrics-server; kwok nodes and pods; the load model for CPU; the fast profile.
+- `existing`: any cluster from a kubeconfig in RESNET_SERVING_E2E_KUBECONFIG — kind or GKE
+  (RESNET_SERVING_E2E_PROVIDER, default kind) with real TF Serving pods loading the model from
+  RESNET_SERVING_E2E_MODEL_URI and real Locust load (the lab's step shape unless
+  RESNET_SERVING_E2E_STEP_SECONDS / _STEPS say otherwise). kind has no cluster autoscaler, so
+  the node tests skip there, saying so.
+The live cluster is also looked at through pytest-helm-charts' `kube_cluster`.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
+
+from tooling.loadgen.load_shapes import StepShape
+from tooling.rehearsal.cluster import missing_binaries
+from tooling.rehearsal.profiles import profile
+from tooling.rehearsal.rehearse import RehearsalSpec, rehearsal_target
+from tooling.runs.existing_cluster import existing_cluster_target
+from tooling.runs.locust_load import LocustSettings
+from tooling.runs.story import APP_NAMESPACE, SERVER_NAME, StorySpec, run_story
+from tooling.timeline_summary import read_timeline
+
+E2E_KUBECONFIG = "RESNET_SERVING_E2E_KUBECONFIG"
+E2E_PROVIDER = "RESNET_SERVING_E2E_PROVIDER"
+E2E_MODEL_URI = "RESNET_SERVING_E2E_MODEL_URI"
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module", params=["rehearsal", "existing"])
+def story_target(request, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp(request.param)
+    if request.param == "rehearsal":
+        missing = missing_binaries()
+        if missing:
+            pytest.skip(
+                f"rehearsal binaries missing ({', '.join(missing)}): run `make setup-rehearsal` "
+                "(make test does), or point RESNET_SERVING_TOOLS at a folder that has them"
+            )
+        spec = RehearsalSpec(
+            run_dir=run_dir,
+            profile=profile("fast"),
+            shape=StepShape(step_users=4, step_seconds=10, steps=11),  # 4 → 44 users, 110 s
+            cluster_name=f"resnet-e2e-{os.getpid()}",
+        )
+        with rehearsal_target(spec, say=print) as target:
+            yield target, run_dir
+        return
+    kubeconfig = os.environ.get(E2E_KUBECONFIG)
+    if not kubeconfig:
+        pytest.skip(
+            f"set {E2E_KUBECONFIG} to a kind or GKE cluster's kubeconfig (with {E2E_PROVIDER}="
+            f"kind|gke and {E2E_MODEL_URI}) to run these tests there with real load"
+        )
+    environment = {
+        key: os.environ[f"RESNET_SERVING_E2E_{key}"]
+        for key in ("STEP_SECONDS", "STEPS", "STEP_USERS")
+        if f"RESNET_SERVING_E2E_{key}" in os.environ
+    }
+    target = existing_cluster_target(
+        Path(kubeconfig),
+        os.environ.get(E2E_PROVIDER, "kind"),
+        os.environ.get(E2E_MODEL_URI, ""),
+        LocustSettings(shape="step", environment=environment),
+    )
+    yield target, run_dir
+
+
+@pytest.fixture(scope="module")
+def kube_config(story_target) -> str:
+    """pytest-helm-charts' `kube_cluster` connects to the story's cluster."""
+    return str(story_target[0].kubeconfig)
+
+
+@pytest.fixture(scope="module")
+def story(story_target):
+    target, run_dir = story_target
+    result = run_story(target, StorySpec(run_dir), say=print)
+    with open(result.events, newline="") as handle:
+        events = list(csv.DictReader(handle))
+    return target, result, read_timeline(result.timeline), events
+
+
+@pytest.fixture
+def node_story(story):
+    target = story[0]
+    if not target.node_autoscaling:
+        pytest.skip(f"{target.provider} has no cluster autoscaler: node scaling is not tested")
+    return story
+
+
+def first_time(rows, predicate):
+    return next((row["t_seconds"] for row in rows if predicate(row)), None)
+
+
+def test_a_hpa_raises_replicas_after_load_rises(story):
+    _, _, rows, events = story
+    load_start = first_time(rows, lambda r: r["users"] > 0)
+    scaled = first_time(rows, lambda r: r["replicas_desired"] > 1)
+    assert load_start is not None and scaled is not None and scaled > load_start
+    assert any(e["reason"] == "SuccessfulRescale" for e in events)
+
+
+def test_b_pending_replica_gets_a_new_node(node_story):
+    _, _, rows, events = node_story
+    pending = first_time(rows, lambda r: r["pods_pending"] > 0)
+    more_nodes = first_time(rows, lambda r: r["nodes_ready"] > rows[0]["nodes_ready"])
+    assert pending is not None and more_nodes is not None and more_nodes > pending
+    assert any(e["reason"] == "TriggeredScaleUp" for e in events)
+
+
+def test_c_at_the_node_cap_a_replica_stays_pending(node_story):
+    _, _, rows, _ = node_story
+    cap = max(r["nodes_ready"] for r in rows)
+    assert any(
+        r["nodes_ready"] == cap
+        and r["replicas_desired"] > r["replicas_ready"]
+        and r["pods_pending"]
+        for r in rows
+    )
+    assert cap == 3  # the node pool's max
+
+
+def test_d_replicas_return_to_min_after_load_stops(story, kube_cluster):
+    _, result, rows, _ = story
+    load_end = max(r["t_seconds"] for r in rows if r["users"] > 0)
+    assert result.scaled_in
+    assert rows[-1]["replicas_ready"] == 1 and rows[-1]["t_seconds"] > load_end
+    # and the live cluster agrees: the Deployment runs, at minReplicas
+    (deployment,) = wait_for_deployments_to_run(
+        kube_cluster.kube_client, [SERVER_NAME], APP_NAMESPACE, timeout_sec=60
+    )
+    assert deployment.obj["status"]["readyReplicas"] == 1
+
+
+def test_e_nodes_scale_back_down(node_story):
+    _, _, rows, events = node_story
+    assert rows[-1]["nodes_ready"] == rows[0]["nodes_ready"]
+    assert any(e["reason"] == "ScaleDown" for e in events)
