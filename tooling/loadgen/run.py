@@ -38,6 +38,8 @@ class LoadRunSpec:
     model_name: str = "image_classifier"
     signature_name: str = "serving_default"
     environment: dict[str, str] = field(default_factory=dict)
+    web_host: str = "127.0.0.1"  # where the master's web API listens (live stats)
+    web_port: int | None = None  # None: a free port
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ def run_load(spec: LoadRunSpec, say: Callable[[str], None] = print) -> LoadRunRe
     """Runs master + workers to the end of the run; Locust's CSV and HTML land in report_dir."""
     seconds_of(spec.run_time)  # reject a bad run time before starting anything
     spec.report_dir.mkdir(parents=True, exist_ok=True)
-    port, web_port = free_port(), free_port()
+    port, web_port = free_port(), spec.web_port or free_port()
     env = {
         **os.environ,
         "PREDICT_PROTOCOL": spec.protocol,
@@ -111,7 +113,7 @@ def run_load(spec: LoadRunSpec, say: Callable[[str], None] = print) -> LoadRunRe
         "--master",
         "--autostart",
         "--autoquit=0",
-        "--web-host=127.0.0.1",
+        f"--web-host={spec.web_host}",
         f"--web-port={web_port}",
         "--master-bind-host=127.0.0.1",
         f"--master-bind-port={port}",
