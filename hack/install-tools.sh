@@ -81,6 +81,9 @@ build kubeconform "$KUBECONFORM_VERSION" go_install kubeconform \
   github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION" "-X main.version=$KUBECONFORM_VERSION"
 build ct "$CHART_TESTING_VERSION" build_ct
 ln -sfn "$cache/ct-$CHART_TESTING_VERSION/etc" "$root/.tools/ct"
+# kind, for `--provider kind` on a machine with Docker (its version stamped as its Makefile does).
+build kind "$KIND_VERSION" go_install kind sigs.k8s.io/kind "$KIND_VERSION" \
+  "-X sigs.k8s.io/kind/pkg/cmd/kind/version.gitCommit=$KIND_VERSION"
 
 [[ "${1:-}" == "--rehearsal" ]] || exit 0
 

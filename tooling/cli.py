@@ -17,12 +17,9 @@ from tooling.commands import (
     rehearse,
     serve_local,
 )
+from tooling.errors import UserError
 
 VERBS = (model, serve_local, load, calibrate, cluster, rehearse, chart_docs, demo)
-
-
-class UserError(Exception):
-    """A problem the user can fix; printed as one line with what to do next."""
 
 
 def build_parser() -> argparse.ArgumentParser:

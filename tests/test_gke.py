@@ -1,0 +1,167 @@
+"""GKE cluster bootstrap with the real google-cloud-container client against a local gRPC
+double of the ClusterManager service (tests/gke_cluster_manager_double.py)."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+import yaml
+from gke_cluster_manager_double import ClusterManagerDouble, serve
+from google.cloud import container_v1
+from kubernetes import config as kube_config_loader
+
+from tooling.errors import UserError
+from tooling.gke.cluster_request import GkeClusterSpec
+from tooling.gke.clusters import GkeClusters
+from tooling.gke.kubeconfig import AUTH_PLUGIN, write_credentials
+
+SPEC = GkeClusterSpec(project="lab-project", location="us-central1-a", name="resnet-serving")
+
+
+@pytest.fixture
+def double():
+    return ClusterManagerDouble(polls_until_done=3)
+
+
+@pytest.fixture
+def gke(double):
+    server, client = serve(double)
+    lines: list[str] = []
+    yield GkeClusters(client, say=lines.append, poll_seconds=0), lines
+    server.stop(grace=None)
+
+
+def test_create_asks_for_an_autoscaled_node_pool_with_workload_identity(gke, double):
+    clusters, lines = gke
+    created = clusters.create(SPEC)
+    assert created.status == container_v1.Cluster.Status.RUNNING
+    assert double.methods() == ["GetCluster", "CreateCluster", *["GetOperation"] * 3, "GetCluster"]
+    request = dict(double.requests)["CreateCluster"]
+    assert request.parent == "projects/lab-project/locations/us-central1-a"
+    (pool,) = request.cluster.node_pools
+    assert pool.config.machine_type == "e2-standard-4"
+    assert (pool.autoscaling.enabled, pool.autoscaling.min_node_count) == (True, 1)
+    assert pool.autoscaling.max_node_count == 3
+    assert pool.initial_node_count == 1
+    mode = pool.config.workload_metadata_config.mode
+    assert mode == container_v1.WorkloadMetadataConfig.Mode.GKE_METADATA
+    assert request.cluster.workload_identity_config.workload_pool == "lab-project.svc.id.goog"
+    # each poll of the long-running operation shows progress
+    assert sum("create cluster resnet-serving: running" in line for line in lines) == 2
+    assert any("done" in line for line in lines)
+
+
+def test_options_reach_the_request(gke, double):
+    clusters, _ = gke
+    spec = GkeClusterSpec(
+        project="p1",
+        location="europe-west4",
+        name="big",
+        machine_type="n2-standard-8",
+        min_nodes=2,
+        max_nodes=6,
+    )
+    clusters.create(spec)
+    request = dict(double.requests)["CreateCluster"]
+    (pool,) = request.cluster.node_pools
+    assert pool.config.machine_type == "n2-standard-8"
+    assert (pool.autoscaling.min_node_count, pool.autoscaling.max_node_count) == (2, 6)
+    assert spec.regional and not SPEC.regional
+
+
+def test_an_existing_cluster_is_reused_not_an_error(gke, double):
+    clusters, lines = gke
+    first = clusters.create(SPEC)
+    double.requests.clear()
+    again = clusters.create(SPEC)
+    assert double.methods() == ["GetCluster"]
+    assert again.endpoint == first.endpoint
+    assert any("reusing cluster resnet-serving" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "advice"),
+    [
+        (
+            grpc.StatusCode.PERMISSION_DENIED,
+            "Kubernetes Engine API has not been used in project 123 before or it is disabled.",
+            "gcloud services enable container.googleapis.com --project lab-project",
+        ),
+        (
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            'Insufficient regional quota to satisfy request: resource "CPUS": request requires '
+            "'12.0' and is short '4.0'.",
+            "ask for more quota",
+        ),
+        (
+            grpc.StatusCode.PERMISSION_DENIED,
+            "Required 'container.clusters.create' permission for 'projects/lab-project'.",
+            "roles/container.admin",
+        ),
+        (
+            grpc.StatusCode.UNAUTHENTICATED,
+            "Request had invalid authentication credentials.",
+            "gcloud auth application-default login",
+        ),
+    ],
+)
+def test_cloud_errors_become_one_sentence_with_what_to_do(gke, double, code, message, advice):
+    clusters, _ = gke
+    double.fail("CreateCluster", code, message)
+    with pytest.raises(UserError) as raised:
+        clusters.create(SPEC)
+    text = str(raised.value)
+    assert advice in text and "\n" not in text
+    assert text.startswith("could not create cluster resnet-serving")
+
+
+def test_a_failed_operation_is_reported(gke, double):
+    clusters, _ = gke
+    double.operation_error = "Insufficient quota to satisfy the request: CPUS."
+    with pytest.raises(UserError, match="quota"):
+        clusters.create(SPEC)
+
+
+def test_delete_waits_for_the_operation_and_confirms(gke, double):
+    clusters, lines = gke
+    clusters.create(SPEC)
+    assert clusters.delete(SPEC) is True
+    assert double.methods()[-4:] == ["DeleteCluster", *["GetOperation"] * 3]
+    assert clusters.find(SPEC) is None
+    assert "gke: ✓ cluster resnet-serving deleted" in lines
+    assert clusters.delete(SPEC) is False  # nothing left: says so, no error
+
+
+def test_credentials_use_the_gke_auth_plugin_and_keep_other_entries(gke, tmp_path):
+    clusters, _ = gke
+    cluster = clusters.create(SPEC)
+    path = tmp_path / "kubeconfig"
+    other = {"name": "kind-laptop", "cluster": {"server": "https://127.0.0.1:6443"}}
+    path.write_text(yaml.safe_dump({"clusters": [other], "current-context": "kind-laptop"}))
+    write_credentials(path, SPEC, cluster)
+    write_credentials(path, SPEC, cluster)  # again: replaced, not duplicated
+    written = yaml.safe_load(path.read_text())
+    assert [c["name"] for c in written["clusters"]] == ["kind-laptop", SPEC.kube_context]
+    contexts, current = kube_config_loader.list_kube_config_contexts(str(path))
+    assert current["name"] == "gke_lab-project_us-central1-a_resnet-serving"
+    assert len(contexts) == 1
+    user = written["users"][0]["user"]["exec"]
+    assert user["command"] == AUTH_PLUGIN and user["provideClusterInfo"] is True
+    server = written["clusters"][1]["cluster"]
+    assert server["server"] == "https://203.0.113.10"
+    assert server["certificate-authority-data"] == "Q0EgZGF0YQ=="
+    assert path.stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"name": "Bad_Name"}, "cluster name 'Bad_Name'"),
+        ({"min_nodes": 4, "max_nodes": 3}, "--min-nodes 4 / --max-nodes 3"),
+        ({"project": ""}, "--project is required"),
+    ],
+)
+def test_bad_cluster_options_say_which(fields, named):
+    values = {"project": "p", "location": "us-central1-a", **fields}
+    with pytest.raises(ValueError, match=named.replace("(", r"\(")):
+        GkeClusterSpec(**values)

@@ -1,0 +1,1 @@
+"""GKE: the cluster with its autoscaled node pool, credentials, and the model's bucket."""

@@ -1,0 +1,99 @@
+"""What `cluster create --provider gke` asks GKE for: one Cluster with one autoscaled node pool.
+
+The lab's shape: e2-standard-4 nodes, node-pool autoscaling 1-3, plus Workload Identity on the
+cluster (pool PROJECT.svc.id.goog) and on the node pool (GKE_METADATA), so the model-fetch init
+container reads the bucket with no key files. In a region (us-central1) rather than a zone
+(us-central1-a), GKE applies the node counts per zone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from google.cloud import container_v1
+
+NAME_PATTERN = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
+ZONE_PATTERN = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
+
+@dataclass(frozen=True)
+class GkeClusterSpec:
+    project: str
+    location: str  # a zone (us-central1-a) or a region (us-central1)
+    name: str = "resnet-serving"
+    machine_type: str = "e2-standard-4"
+    min_nodes: int = 1
+    max_nodes: int = 3
+    node_pool: str = "default-pool"
+    disk_size_gb: int = 100
+
+    def __post_init__(self) -> None:
+        if not self.project:
+            raise ValueError("--project is required for GKE (your Google Cloud project id)")
+        if not self.location:
+            raise ValueError("--location is required for GKE: a zone (us-central1-a) or region")
+        if not NAME_PATTERN.match(self.name):
+            raise ValueError(
+                f"cluster name {self.name!r}: use 1-40 lowercase letters, digits and dashes, "
+                "starting with a letter"
+            )
+        if not 0 <= self.min_nodes <= self.max_nodes or self.max_nodes < 1:
+            raise ValueError(
+                f"--min-nodes {self.min_nodes} / --max-nodes {self.max_nodes}: "
+                "need 0 ≤ min ≤ max and max ≥ 1"
+            )
+
+    @property
+    def parent(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}"
+
+    @property
+    def path(self) -> str:
+        return f"{self.parent}/clusters/{self.name}"
+
+    @property
+    def regional(self) -> bool:
+        return not ZONE_PATTERN.match(self.location)
+
+    @property
+    def workload_pool(self) -> str:
+        return f"{self.project}.svc.id.goog"
+
+    @property
+    def kube_context(self) -> str:
+        """The context name gcloud would write for this cluster."""
+        return f"gke_{self.project}_{self.location}_{self.name}"
+
+
+def cluster_request(spec: GkeClusterSpec) -> container_v1.Cluster:
+    """The Cluster message sent to ClusterManager.CreateCluster."""
+    node_pool = container_v1.NodePool(
+        name=spec.node_pool,
+        initial_node_count=max(spec.min_nodes, 1),
+        config=container_v1.NodeConfig(
+            machine_type=spec.machine_type,
+            disk_size_gb=spec.disk_size_gb,
+            oauth_scopes=[CLOUD_PLATFORM_SCOPE],
+            workload_metadata_config=container_v1.WorkloadMetadataConfig(
+                mode=container_v1.WorkloadMetadataConfig.Mode.GKE_METADATA
+            ),
+        ),
+        autoscaling=container_v1.NodePoolAutoscaling(
+            enabled=True, min_node_count=spec.min_nodes, max_node_count=spec.max_nodes
+        ),
+        management=container_v1.NodeManagement(auto_repair=True, auto_upgrade=True),
+    )
+    return container_v1.Cluster(
+        name=spec.name,
+        description="resnet-serving: TF Serving ResNet101 with HPA and node-pool autoscaling",
+        node_pools=[node_pool],
+        workload_identity_config=container_v1.WorkloadIdentityConfig(
+            workload_pool=spec.workload_pool
+        ),
+        release_channel=container_v1.ReleaseChannel(
+            channel=container_v1.ReleaseChannel.Channel.REGULAR
+        ),
+        resource_labels={"app": "resnet-serving"},
+    )
