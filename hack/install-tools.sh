@@ -84,6 +84,15 @@ ln -sfn "$cache/ct-$CHART_TESTING_VERSION/etc" "$root/.tools/ct"
 # kind, for `--provider kind` on a machine with Docker (its version stamped as its Makefile does).
 build kind "$KIND_VERSION" go_install kind sigs.k8s.io/kind "$KIND_VERSION" \
   "-X sigs.k8s.io/kind/pkg/cmd/kind/version.gitCommit=$KIND_VERSION"
+# metrics-server's RBAC/APIService/Deployment manifests, from its module (source only, no
+# build): kwokctl applies them in the rehearsal, `cluster create --provider kind` on kind.
+manifests="$cache/metrics-server-manifests-$METRICS_SERVER_VERSION"
+if [[ ! -f "$manifests/kustomization.yaml" ]]; then
+  module="$(go mod download -json "sigs.k8s.io/metrics-server@$METRICS_SERVER_VERSION" \
+    | sed -n 's/.*"Dir": "\(.*\)",/\1/p')"
+  rm -rf "$manifests" && cp -r "$module/manifests/base" "$manifests" && chmod -R u+w "$manifests"
+fi
+ln -sfn "$manifests" "$root/.tools/metrics-server-manifests"
 
 [[ "${1:-}" == "--rehearsal" ]] || exit 0
 
@@ -148,10 +157,5 @@ ln -sfn "$cache/kwok-$KWOK_VERSION/stages" "$root/.tools/kwok-stages"
 build_metrics_server() {
   go_install metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server \
     "$METRICS_SERVER_VERSION" "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION"
-  local module
-  module="$(go mod download -json "sigs.k8s.io/metrics-server@$METRICS_SERVER_VERSION" \
-    | sed -n 's/.*"Dir": "\(.*\)",/\1/p')"
-  cp -r "$module/manifests/base" "$out/manifests" && chmod -R u+w "$out/manifests"
 }
 build metrics-server "$METRICS_SERVER_VERSION" build_metrics_server
-ln -sfn "$cache/metrics-server-$METRICS_SERVER_VERSION/manifests" "$root/.tools/metrics-server-manifests"

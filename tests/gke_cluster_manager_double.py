@@ -131,8 +131,11 @@ class ClusterManagerDouble:
         return [method for method, _ in self.requests]
 
 
-def serve(double: ClusterManagerDouble) -> tuple[grpc.Server, container_v1.ClusterManagerClient]:
-    """Starts the double on a free loopback port; returns it and a real client bound to it."""
+def serve(
+    double: ClusterManagerDouble,
+) -> tuple[grpc.Server, container_v1.ClusterManagerClient, str]:
+    """Starts the double on a free loopback port; returns it, a real client bound to it, and
+    its address."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     server.add_generic_rpc_handlers((double.handler(),))
     port = server.add_insecure_port("127.0.0.1:0")
@@ -141,4 +144,4 @@ def serve(double: ClusterManagerDouble) -> tuple[grpc.Server, container_v1.Clust
     client = container_v1.ClusterManagerClient(
         transport=ClusterManagerGrpcTransport(channel=channel)
     )
-    return server, client
+    return server, client, f"127.0.0.1:{port}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tooling import cli
 
 
@@ -12,10 +14,26 @@ def test_unknown_profile_lists_the_known_ones(capsys):
 
 def test_missing_rehearsal_binaries_name_the_make_target(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RESNET_SERVING_TOOLS", str(tmp_path))
-    assert cli.run(["cluster", "create", "--workdir", str(tmp_path / "c")]) == 2
+    assert cli.run(["cluster", "create", "--kubeconfig", str(tmp_path / "c" / "kubeconfig")]) == 2
     assert "run `make setup-rehearsal`" in capsys.readouterr().err
 
 
 def test_export_refuses_an_unknown_weights_file(tmp_path, capsys):
     assert cli.run(["model", "export", "--out", str(tmp_path), "--weights", "nope.h5"]) == 2
     assert "use --weights imagenet, random" in capsys.readouterr().err
+
+
+def test_kind_without_a_container_engine_says_what_to_use(tmp_path, monkeypatch, capsys):
+    from tooling.kind import container_engine_problem
+
+    monkeypatch.delenv("KIND_EXPERIMENTAL_PROVIDER", raising=False)
+    if container_engine_problem() is None:
+        pytest.skip("Docker runs here: kind would really create a cluster")
+    kubeconfig = tmp_path / "kubeconfig"
+    assert (
+        cli.run(["cluster", "create", "--provider", "kind", "--kubeconfig", str(kubeconfig)]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "kind runs its nodes as containers, and " in err and "--provider rehearsal" in err
+    assert "docker" in err
+    assert not kubeconfig.exists()

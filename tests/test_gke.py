@@ -25,7 +25,7 @@ def double():
 
 @pytest.fixture
 def gke(double):
-    server, client = serve(double)
+    server, client, _ = serve(double)
     lines: list[str] = []
     yield GkeClusters(client, say=lines.append, poll_seconds=0), lines
     server.stop(grace=None)
@@ -165,3 +165,31 @@ def test_bad_cluster_options_say_which(fields, named):
     values = {"project": "p", "location": "us-central1-a", **fields}
     with pytest.raises(ValueError, match=named.replace("(", r"\(")):
         GkeClusterSpec(**values)
+
+
+def test_cli_creates_reuses_and_deletes_through_the_client(double, tmp_path, monkeypatch, capsys):
+    from tooling import cli
+    from tooling.gke.clusters import LOCAL_ENDPOINT_VARIABLE
+
+    server, _, address = serve(double)
+    monkeypatch.setenv(LOCAL_ENDPOINT_VARIABLE, address)
+    kubeconfig = tmp_path / "kubeconfig"
+    flags = ["--provider", "gke", "--project", "lab-project", "--location", "us-central1-a"]
+    try:
+        assert cli.run(["cluster", "create", *flags, "--kubeconfig", str(kubeconfig)]) == 0
+        assert cli.run(["cluster", "create", *flags, "--kubeconfig", str(kubeconfig)]) == 0
+        assert double.methods().count("CreateCluster") == 1
+        assert "reusing cluster resnet-serving" in capsys.readouterr().err
+        kubeconfig.unlink()
+        assert cli.run(["cluster", "credentials", *flags, "--kubeconfig", str(kubeconfig)]) == 0
+        assert yaml.safe_load(kubeconfig.read_text())["current-context"] == SPEC.kube_context
+        assert cli.run(["cluster", "delete", *flags]) == 0
+        assert cli.run(["cluster", "credentials", *flags, "--kubeconfig", str(kubeconfig)]) == 2
+        assert "create it with `resnet-serving cluster create --provider gke" in (
+            capsys.readouterr().err
+        )
+        double.fail("CreateCluster", grpc.StatusCode.PERMISSION_DENIED, "it is disabled")
+        assert cli.run(["cluster", "create", *flags, "--kubeconfig", str(kubeconfig)]) == 2
+        assert "gcloud services enable container.googleapis.com" in capsys.readouterr().err
+    finally:
+        server.stop(grace=None)

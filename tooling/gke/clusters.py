@@ -6,10 +6,12 @@ are polled with GetOperation until DONE, with a progress line each poll.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import grpc
 from google.api_core import exceptions
 from google.cloud import container_v1
 
@@ -24,10 +26,26 @@ BUSY_CLUSTER_STATES = (
 )
 
 
+# HOST:PORT of a local, plaintext ClusterManager (an emulator, or the tests' double) to use
+# instead of container.googleapis.com.
+LOCAL_ENDPOINT_VARIABLE = "RESNET_SERVING_GKE_ENDPOINT"
+
+
 def make_client() -> container_v1.ClusterManagerClient:
-    """A client with Application Default Credentials (`gcloud auth application-default login`)."""
+    """A client with Application Default Credentials (`gcloud auth application-default login`),
+    or one bound to $RESNET_SERVING_GKE_ENDPOINT when that is set."""
     import google.auth.exceptions
 
+    endpoint = os.environ.get(LOCAL_ENDPOINT_VARIABLE)
+    if endpoint:
+        from google.cloud.container_v1.services.cluster_manager.transports import (
+            ClusterManagerGrpcTransport,
+        )
+
+        channel = grpc.insecure_channel(endpoint)
+        return container_v1.ClusterManagerClient(
+            transport=ClusterManagerGrpcTransport(channel=channel)
+        )
     try:
         return container_v1.ClusterManagerClient()
     except google.auth.exceptions.DefaultCredentialsError as error:
