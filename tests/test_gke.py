@@ -193,3 +193,62 @@ def test_cli_creates_reuses_and_deletes_through_the_client(double, tmp_path, mon
         assert "gcloud services enable container.googleapis.com" in capsys.readouterr().err
     finally:
         server.stop(grace=None)
+
+
+GKE_FLAGS = ["--provider", "gke", "--project", "lab-project", "--location", "us-central1-a"]
+
+
+def test_dry_run_prints_exactly_the_cluster_that_create_sends(
+    double, tmp_path, monkeypatch, capsys
+):
+    from tooling import cli
+    from tooling.gke.clusters import LOCAL_ENDPOINT_VARIABLE
+
+    flags = [*GKE_FLAGS, "--max-nodes", "5", "--machine-type", "e2-standard-8"]
+    assert cli.run(["up", *flags, "--dry-run", "--report", str(tmp_path / "run")]) == 0
+    printed = capsys.readouterr().out
+    block = printed.split("\n2. ")[0].split(":\n", 1)[1]
+    planned = container_v1.Cluster.from_json(block)
+    assert "roles/storage.objectViewer → principal://iam.googleapis.com/projects/" in printed
+    assert "/subject/ns/resnet-serving/sa/resnet-resnet-serving" in printed
+    assert "gs://lab-project-resnet-serving/image_classifier" in printed
+    assert not double.requests  # a dry run calls nothing
+
+    server, _, address = serve(double)
+    monkeypatch.setenv(LOCAL_ENDPOINT_VARIABLE, address)
+    try:
+        kubeconfig = str(tmp_path / "kubeconfig")
+        assert cli.run(["cluster", "create", *flags, "--kubeconfig", kubeconfig]) == 0
+    finally:
+        server.stop(grace=None)
+    sent = dict(double.requests)["CreateCluster"].cluster
+    assert sent == planned
+    assert sent.node_pools[0].autoscaling.max_node_count == 5
+
+
+def test_down_asks_first_and_deletes_with_yes(double, tmp_path, monkeypatch, capsys):
+    from tooling import cli
+    from tooling.gke.clusters import LOCAL_ENDPOINT_VARIABLE
+
+    server, _, address = serve(double)
+    monkeypatch.setenv(LOCAL_ENDPOINT_VARIABLE, address)
+    kubeconfig = ["--kubeconfig", str(tmp_path / "missing-kubeconfig")]
+    try:
+        assert cli.run(["cluster", "create", *GKE_FLAGS, *kubeconfig]) == 0
+        (tmp_path / "missing-kubeconfig").unlink()
+        # no terminal to ask on, no --yes: nothing is deleted
+        assert cli.run(["down", *GKE_FLAGS, "--model-uri", "gs://b/m", *kubeconfig]) == 1
+        assert "nothing is deleted without --yes" in capsys.readouterr().err
+        assert SPEC.path in double.clusters
+        assert cli.run(["down", *GKE_FLAGS, "--model-uri", "gs://b/m", "--yes", *kubeconfig]) == 0
+        assert SPEC.path not in double.clusters
+    finally:
+        server.stop(grace=None)
+
+
+def test_up_on_kind_needs_a_model_uri_before_creating_anything(tmp_path, capsys):
+    from tooling import cli
+
+    assert cli.run(["up", "--provider", "kind", "--report", str(tmp_path / "run")]) == 2
+    assert "give --model-uri https://" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

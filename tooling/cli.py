@@ -16,10 +16,11 @@ from tooling.commands import (
     model,
     rehearse,
     serve_local,
+    up,
 )
 from tooling.errors import UserError
 
-VERBS = (model, serve_local, load, calibrate, cluster, rehearse, chart_docs, demo)
+VERBS = (model, serve_local, load, calibrate, cluster, up, rehearse, chart_docs, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
