@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         help="resnet-serving values file(s) (default: the lab's, ci/lab-values.yaml)",
     )
+    parser.add_argument("--name", default="resnet-rehearsal", help="cluster name")
     parser.add_argument("--min-nodes", type=int, default=1)
     parser.add_argument("--max-nodes", type=int, default=3)
     parser.add_argument(
@@ -71,6 +72,7 @@ def handle(args: argparse.Namespace) -> int:
         shape=shape,
         min_nodes=args.min_nodes,
         max_nodes=args.max_nodes,
+        cluster_name=args.name,
         keep_cluster=args.keep_cluster,
     )
     if args.values:

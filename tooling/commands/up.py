@@ -76,6 +76,7 @@ def rehearse_instead(args: argparse.Namespace) -> int:
         values=args.values,
         min_nodes=args.min_nodes,
         max_nodes=args.max_nodes,
+        name=args.name or "resnet-rehearsal",
         run_dir=args.report,
         keep_cluster=not args.down,
     )
