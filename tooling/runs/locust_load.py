@@ -1,0 +1,134 @@
+"""Real load on a real cluster: the Locust chart run headless, watched through its web API.
+
+The chart's master starts the shape itself (`--autostart`); every few seconds its
+`/stats/requests` is read through the API server's service proxy (no port-forward, no
+Prometheus). The load has ended when the master, once running, reports a stopped state or
+quits, when its Job fails, or when the run time plus a margin has passed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from tooling import releases
+from tooling.loadgen.live_stats import LiveStats, read_through_service_proxy
+from tooling.loadgen.run import seconds_of
+from tooling.runs.story import StoryContext
+from tooling.runs.timeline import LoadSample
+
+LOAD_RELEASE = "load"
+MASTER_NAME = f"{LOAD_RELEASE}-locust-master"
+START_MARGIN_SECONDS = 300  # image pulls and workers connecting, before the shape starts
+
+
+@dataclass(frozen=True)
+class LocustSettings:
+    """The Locust chart's run: shape (and its environment, e.g. STEP_SECONDS), workers, time."""
+
+    shape: str = "step"  # step, ramp, spike or file
+    environment: dict[str, str] = field(default_factory=dict)
+    shape_file: str = ""  # the CSV itself, for shape file
+    workers: int = 2
+    run_time: str = "11m"
+    image: str = ""  # repository:tag; empty keeps the chart's locustio/locust
+
+    def values(self, server_host: str) -> dict:
+        values: dict = {
+            "loadtest": {
+                "host": server_host,
+                "headless": True,
+                "shape": self.shape,
+                "runTime": self.run_time,
+                "env": dict(self.environment),
+                "shapeFile": self.shape_file,
+            },
+            "worker": {"replicas": self.workers},
+        }
+        if self.image:
+            repository, _, tag = self.image.rpartition(":")
+            values["image"] = {"repository": repository, "tag": tag}
+        return values
+
+
+@dataclass
+class LocustLoad:
+    """A LoadSource that watches the chart's master."""
+
+    core: client.CoreV1Api
+    batch: client.BatchV1Api
+    namespace: str
+    run_seconds: float
+    period: float = 5.0
+    say: Callable[[str], None] = print
+    current: LiveStats | None = None
+    seen_running: bool = False
+    started: float = field(default_factory=time.monotonic)
+    finished: threading.Event = field(default_factory=threading.Event)
+
+    def latest(self) -> LoadSample:
+        stats = self.current
+        if stats is None or not stats.running:
+            return LoadSample(failures=None if stats is None else stats.failures)
+        return LoadSample(
+            users=stats.users,
+            offered_rps=stats.rps,
+            response_ms=stats.p50_ms,
+            p50_ms=stats.p50_ms,
+            p95_ms=stats.p95_ms,
+            failures=stats.failures,
+        )
+
+    def poll(self) -> None:
+        job = self.batch.read_namespaced_job_status(MASTER_NAME, self.namespace)
+        if job.status.failed:
+            self.say("load: the Locust master's Job failed; see its pod's log")
+            self.finished.set()
+            return
+        try:
+            stats = read_through_service_proxy(self.core, self.namespace, MASTER_NAME)
+        except ApiException:  # not up yet, or quit after the run
+            if self.seen_running:
+                self.current = None
+                self.finished.set()
+            return
+        self.current = stats
+        if stats.running:
+            self.seen_running = True
+        elif self.seen_running:
+            self.finished.set()
+
+    def run(self, stop: threading.Event) -> None:
+        deadline = self.started + self.run_seconds + START_MARGIN_SECONDS
+        while not stop.is_set() and not self.finished.is_set():
+            with contextlib.suppress(ApiException):  # transient; the next period retries
+                self.poll()
+            if time.monotonic() > deadline:
+                self.say("load: the Locust run went past its run time; treating it as ended")
+                self.finished.set()
+            stop.wait(self.period)
+
+
+def start_locust_load(
+    context: StoryContext, settings: LocustSettings, say: Callable[[str], None] = print
+) -> LocustLoad:
+    """Installs the Locust chart (a fresh Job: an earlier run's release is replaced)."""
+    releases.uninstall(context.kubeconfig, LOAD_RELEASE, context.namespace, wait=True)
+    host = f"http://{context.server_name}:8501"
+    releases.install(
+        context.kubeconfig, LOAD_RELEASE, "locust", context.namespace, settings.values(host)
+    )
+    say(f"load: Locust chart installed ({settings.workers} workers, shape {settings.shape})")
+    return LocustLoad(
+        client.CoreV1Api(context.api),
+        client.BatchV1Api(context.api),
+        context.namespace,
+        seconds_of(settings.run_time),
+        say=say,
+    )

@@ -1,0 +1,203 @@
+"""The autoscaling story, the same on every cluster: the rehearsal, kind or GKE.
+
+App namespace (Pod Security *restricted* enforced) → the model server's chart installed with
+pyhelm3 → first replica Ready and its metrics served → the load starts → the HPA (and, where
+there is one, the cluster autoscaler) scale out → the load ends → recording goes on until
+replicas and nodes are back at their starting level or a timeout → timeline.csv, events.csv
+and summary.txt in the run directory.
+
+What differs between clusters is a StoryTarget: how the load is made (the load model in the
+rehearsal, the Locust chart on real clusters), extra values, timeouts, background work.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubernetes import client, config
+
+from tooling import paths, releases
+from tooling.runs.timeline import LoadSource, TimelineRecorder
+from tooling.timeline_summary import TimelineSummary, read_timeline, summarize
+
+APP_NAMESPACE = "resnet-serving"
+RELEASE = "resnet"
+SERVER_NAME = f"{RELEASE}-resnet-serving"
+SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/name=resnet-serving"
+LAB_VALUES = paths.CHARTS_DIR / "resnet-serving" / "ci" / "lab-values.yaml"
+METRICS_TIMEOUT_SECONDS = 180
+
+
+@dataclass(frozen=True)
+class StoryContext:
+    """What a target's load starter gets: the cluster and where the model server is."""
+
+    api: client.ApiClient
+    kubeconfig: Path
+    namespace: str
+    server_name: str
+    selector: str
+
+
+@dataclass(frozen=True)
+class StoryTarget:
+    """A cluster the story runs on, and what differs between kinds of cluster."""
+
+    provider: str  # rehearsal, kind or gke
+    kubeconfig: Path
+    start_load: Callable[[StoryContext], LoadSource]
+    node_autoscaling: bool  # is there a cluster autoscaler (the rehearsal's, GKE's)?
+    ready_timeout: float  # first replica Ready: model fetch and load included
+    scale_in_timeout: float  # after the load ends
+    sample_seconds: float
+    server_values: tuple[dict, ...] = ()  # applied after the user's values files
+    settled: Callable[[], bool] = lambda: True  # e.g. no node still being provisioned
+    background: tuple[Callable[[threading.Event], None], ...] = ()
+
+
+@dataclass(frozen=True)
+class StorySpec:
+    run_dir: Path
+    values_files: tuple[Path, ...] = (LAB_VALUES,)
+
+
+@dataclass(frozen=True)
+class StoryResult:
+    timeline: Path
+    events: Path
+    summary: TimelineSummary
+    scaled_in: bool
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, period: float = 1.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(period)
+
+
+def ensure_app_namespace(core: client.CoreV1Api, namespace: str = APP_NAMESPACE) -> None:
+    """The app namespace with Pod Security Standards *restricted* enforced (kept if present)."""
+    manifest = {
+        "metadata": {
+            "name": namespace,
+            "labels": {
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest",
+            },
+        }
+    }
+    try:
+        core.create_namespace(manifest)
+    except client.ApiException as error:
+        if error.status != 409:
+            raise
+
+
+def install_model_server(target: StoryTarget, spec: StorySpec, api: client.ApiClient) -> None:
+    ensure_app_namespace(client.CoreV1Api(api))
+    values = releases.values_from_files(*spec.values_files) + list(target.server_values)
+    releases.install(target.kubeconfig, RELEASE, "resnet-serving", APP_NAMESPACE, *values)
+
+
+def wait_until_serving(target: StoryTarget, api: client.ApiClient) -> None:
+    """First replica Ready, and metrics-server serving its metrics (the HPA needs them)."""
+    apps, metrics = client.AppsV1Api(api), client.CustomObjectsApi(api)
+
+    def ready() -> bool:
+        status = apps.read_namespaced_deployment(SERVER_NAME, APP_NAMESPACE).status
+        return (status.ready_replicas or 0) >= 1
+
+    def pod_metrics_served() -> bool:
+        try:
+            listed = metrics.list_namespaced_custom_object(
+                "metrics.k8s.io", "v1beta1", APP_NAMESPACE, "pods", label_selector=SELECTOR
+            )
+        except client.ApiException:
+            return False
+        return bool(listed.get("items"))
+
+    wait_for(ready, target.ready_timeout, "the first replica to be Ready", period=2)
+    wait_for(pod_metrics_served, METRICS_TIMEOUT_SECONDS, "metrics-server to serve its metrics")
+
+
+def run_story(
+    target: StoryTarget, spec: StorySpec, say: Callable[[str], None] = print
+) -> StoryResult:
+    """Installs, loads, records until scaled back in; writes the run directory."""
+    spec.run_dir.mkdir(parents=True, exist_ok=True)
+    api = config.new_client_from_config(str(target.kubeconfig))
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    autoscaling = client.AutoscalingV2Api(api)
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    recorder: TimelineRecorder | None = None
+    scaled_in = False
+    try:
+        install_model_server(target, spec, api)
+        say(f"{target.provider}: ✓ model server installed (helm, server-side validation, PSS)")
+        wait_until_serving(target, api)
+        say(f"{target.provider}: ✓ first replica Ready; metrics-server serves its metrics")
+        context = StoryContext(api, target.kubeconfig, APP_NAMESPACE, SERVER_NAME, SELECTOR)
+        load = target.start_load(context)
+        recorder = TimelineRecorder(
+            core,
+            autoscaling,
+            apps,
+            APP_NAMESPACE,
+            SERVER_NAME,
+            SELECTOR,
+            load,
+            spec.run_dir,
+            target.sample_seconds,
+        )
+        for loop in (*target.background, load.run, recorder.run):
+            thread = threading.Thread(target=loop, args=(stop,), daemon=True)
+            thread.start()
+            threads.append(thread)
+        say(f"{target.provider}: load running; recording {spec.run_dir / 'timeline.csv'} …")
+        load.finished.wait()
+        say(f"{target.provider}: load ended; waiting for replicas and nodes to come back down …")
+        scaled_in = wait_for_scale_in(target, autoscaling, recorder)
+        time.sleep(2 * target.sample_seconds)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        if recorder is not None:  # what was recorded survives a failed run too
+            timeline, events = recorder.write()
+    summary = summarize(read_timeline(timeline))
+    (spec.run_dir / "summary.txt").write_text("\n".join(summary.lines()) + "\n")
+    say(f"{target.provider}: ✓ timeline in {timeline}")
+    for line in summary.lines():
+        say(f"  {line}")
+    return StoryResult(timeline, events, summary, scaled_in)
+
+
+def wait_for_scale_in(
+    target: StoryTarget, autoscaling: client.AutoscalingV2Api, recorder: TimelineRecorder
+) -> bool:
+    """True once replicas are at minReplicas and nodes at their starting count."""
+    hpa = autoscaling.read_namespaced_horizontal_pod_autoscaler(SERVER_NAME, APP_NAMESPACE)
+    min_replicas = hpa.spec.min_replicas or 1
+
+    def back_down() -> bool:
+        if not recorder.rows:
+            return False
+        first, last = recorder.rows[0], recorder.rows[-1]
+        return (
+            last["replicas_ready"] <= min_replicas
+            and last["nodes_ready"] <= first["nodes_ready"]
+            and target.settled()
+        )
+
+    try:
+        wait_for(back_down, target.scale_in_timeout, "scale-in", period=2)
+    except TimeoutError:
+        return False
+    return True

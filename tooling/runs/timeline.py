@@ -1,0 +1,160 @@
+"""The run's record: timeline.csv and events.csv, sampled from the API every few seconds.
+
+timeline.csv's columns are a contract (`report`, `compare` and the e2e tests read them):
+
+    t_seconds, users, offered_rps, hpa_cpu_percent, replicas_desired, replicas_ready,
+    pods_pending, nodes_ready, response_ms, p50_ms, p95_ms, failures
+
+`users`, `offered_rps` and the latency columns come from the run's load source: the load model
+in the rehearsal (`response_ms` is its mean response time; no percentiles, no failures), the
+Locust master's live stats on real clusters (`response_ms` is the current median). The rest is
+read from the API: HPA status, the Deployment, its Pods and the Nodes. events.csv holds every
+Kubernetes event seen (SuccessfulRescale, TriggeredScaleUp, ScaleDown, FailedScheduling…).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+TIMELINE_COLUMNS = (
+    "t_seconds",
+    "users",
+    "offered_rps",
+    "hpa_cpu_percent",
+    "replicas_desired",
+    "replicas_ready",
+    "pods_pending",
+    "nodes_ready",
+    "response_ms",
+    "p50_ms",
+    "p95_ms",
+    "failures",
+)
+EVENT_COLUMNS = ("t_seconds", "reason", "kind", "name", "message")
+
+
+@dataclass(frozen=True)
+class LoadSample:
+    """What the load source says about now; None where it cannot know."""
+
+    users: int = 0
+    offered_rps: float = 0.0
+    response_ms: float | None = None
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    failures: int | None = None
+
+
+class LoadSource(Protocol):
+    """Drives or watches the load: `run` loops until `stop`; `finished` is set when the shape
+    has ended."""
+
+    finished: threading.Event
+
+    def latest(self) -> LoadSample: ...
+
+    def run(self, stop: threading.Event) -> None: ...
+
+
+def pod_is_ready(pod: client.V1Pod) -> bool:
+    return pod.status.phase == "Running" and any(
+        c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or [])
+    )
+
+
+def node_is_ready(node: client.V1Node) -> bool:
+    return not node.spec.unschedulable and any(
+        c.type == "Ready" and c.status == "True" for c in node.status.conditions or []
+    )
+
+
+def blank_if_none(value: object) -> object:
+    return "" if value is None else value
+
+
+@dataclass
+class TimelineRecorder:
+    core: client.CoreV1Api
+    autoscaling: client.AutoscalingV2Api
+    apps: client.AppsV1Api
+    namespace: str
+    release: str  # HPA and Deployment name
+    selector: str  # label selector of the model server's pods
+    load: LoadSource
+    run_dir: Path
+    period: float
+    started: float = field(default_factory=time.monotonic)
+    rows: list[dict] = field(default_factory=list)
+    events: dict[str, dict] = field(default_factory=dict)
+    event_namespaces: tuple[str, ...] = ("default", "kube-system")
+
+    def sample(self) -> dict:
+        t = round(time.monotonic() - self.started, 1)
+        hpa = self.autoscaling.read_namespaced_horizontal_pod_autoscaler(
+            self.release, self.namespace
+        )
+        deployment = self.apps.read_namespaced_deployment(self.release, self.namespace)
+        pods = self.core.list_namespaced_pod(self.namespace, label_selector=self.selector).items
+        nodes = self.core.list_node().items
+        cpu_percent = None
+        for metric in hpa.status.current_metrics or []:
+            if metric.resource and metric.resource.name == "cpu":
+                cpu_percent = metric.resource.current.average_utilization
+        load = self.load.latest()
+        row = {
+            "t_seconds": t,
+            "users": load.users,
+            "offered_rps": round(load.offered_rps, 2),
+            "hpa_cpu_percent": blank_if_none(cpu_percent),
+            "replicas_desired": hpa.status.desired_replicas,
+            "replicas_ready": deployment.status.ready_replicas or 0,
+            "pods_pending": sum(1 for p in pods if p.status.phase == "Pending"),
+            "nodes_ready": sum(1 for n in nodes if node_is_ready(n)),
+            "response_ms": blank_if_none(
+                None if load.response_ms is None else round(load.response_ms, 1)
+            ),
+            "p50_ms": blank_if_none(load.p50_ms),
+            "p95_ms": blank_if_none(load.p95_ms),
+            "failures": blank_if_none(load.failures),
+        }
+        self.rows.append(row)
+        for namespace in (self.namespace, *self.event_namespaces):
+            for event in self.core.list_namespaced_event(namespace).items:
+                if event.metadata.uid not in self.events:
+                    self.events[event.metadata.uid] = {
+                        "t_seconds": t,
+                        "reason": event.reason,
+                        "kind": event.involved_object.kind,
+                        "name": event.involved_object.name,
+                        "message": (event.message or "").replace("\n", " "),
+                    }
+        return row
+
+    def write(self) -> tuple[Path, Path]:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        timeline = self.run_dir / "timeline.csv"
+        with open(timeline, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, TIMELINE_COLUMNS)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        events = self.run_dir / "events.csv"
+        with open(events, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, EVENT_COLUMNS)
+            writer.writeheader()
+            writer.writerows(sorted(self.events.values(), key=lambda e: e["t_seconds"]))
+        return timeline, events
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(ApiException):  # transient; the next period retries
+                self.sample()
+            stop.wait(self.period)
