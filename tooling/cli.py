@@ -15,12 +15,26 @@ from tooling.commands import (
     load,
     model,
     rehearse,
+    report,
     serve_local,
     up,
+    watch,
 )
 from tooling.errors import UserError
 
-VERBS = (model, serve_local, load, calibrate, cluster, up, rehearse, chart_docs, demo)
+VERBS = (
+    model,
+    serve_local,
+    load,
+    calibrate,
+    cluster,
+    up,
+    rehearse,
+    report,
+    watch,
+    chart_docs,
+    demo,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,7 +3,9 @@
 Each row holds for the interval up to the next sample (the last row holds for no time):
 replica-minutes = Σ replicas_ready·Δt / 60, node-minutes = Σ nodes_ready·Δt / 60,
 pending seconds = Σ Δt while pods_pending > 0, SLO-violation seconds = Σ Δt while users > 0
-and the response time exceeds the SLO (or nothing serves at all).
+and the latency exceeds the SLO (or nothing serves at all). The latency is p95_ms where real
+Locust measured it, else response_ms (the rehearsal's load model). failures = the largest
+cumulative failure count Locust reported (none in the rehearsal).
 """
 
 from __future__ import annotations
@@ -28,21 +30,32 @@ class TimelineSummary:
     pending_seconds: float
     slo_violation_seconds: float
     slo_ms: float
+    failures: int | None = None  # None: no real load measured failures
 
-    def lines(self) -> list[str]:
-        def seconds(value: float | None) -> str:
-            return "never" if value is None else f"{value:.0f} s"
+    def metrics(self) -> list[tuple[str, str]]:
+        """(name, value as text) pairs: what `lines`, `markdown` and `compare` show."""
+
+        def seconds(value: float | None, after: str) -> str:
+            return "never" if value is None else f"{value:.0f} s {after}"
 
         return [
-            f"max replicas ready      {self.max_replicas}",
-            f"max nodes ready         {self.max_nodes}",
-            f"first scale-out after   {seconds(self.time_to_first_scale_out_s)} of load",
-            f"back to minimum after   {seconds(self.time_to_scale_in_s)} without load",
-            f"replica-minutes         {self.replica_minutes:.1f}",
-            f"node-minutes            {self.node_minutes:.1f}",
-            f"pods pending for        {self.pending_seconds:.0f} s",
-            f"over the {self.slo_ms:.0f} ms SLO for  {self.slo_violation_seconds:.0f} s",
+            ("max replicas ready", f"{self.max_replicas}"),
+            ("max nodes ready", f"{self.max_nodes}"),
+            ("first scale-out", seconds(self.time_to_first_scale_out_s, "after load began")),
+            ("back to minimum", seconds(self.time_to_scale_in_s, "after load ended")),
+            ("replica-minutes", f"{self.replica_minutes:.1f}"),
+            ("node-minutes", f"{self.node_minutes:.1f}"),
+            ("pods pending for", f"{self.pending_seconds:.0f} s"),
+            (f"over the {self.slo_ms:.0f} ms SLO for", f"{self.slo_violation_seconds:.0f} s"),
+            ("failures", "-" if self.failures is None else f"{self.failures}"),
         ]
+
+    def lines(self) -> list[str]:
+        return [f"{name:<26}{value}" for name, value in self.metrics()]
+
+    def markdown(self, title: str) -> str:
+        rows = "\n".join(f"| {name} | {value} |" for name, value in self.metrics())
+        return f"# {title}\n\n| metric | value |\n| --- | --- |\n{rows}\n"
 
 
 def read_timeline(path: Path) -> list[dict[str, float | None]]:
@@ -51,6 +64,11 @@ def read_timeline(path: Path) -> list[dict[str, float | None]]:
             {key: float(value) if value not in ("", None) else None for key, value in row.items()}
             for row in csv.DictReader(handle)
         ]
+
+
+def largest_failure_count(rows: list[dict[str, float | None]]) -> int | None:
+    counts = [int(row["failures"]) for row in rows if row.get("failures") is not None]
+    return max(counts) if counts else None
 
 
 def summarize(
@@ -89,11 +107,13 @@ def summarize(
         None,
     )
 
+    measured_p95 = any(row.get("p95_ms") is not None for row in rows)
+
     def violates(row: dict[str, float | None]) -> bool:
         if (row["users"] or 0) <= 0:
             return False
-        response = row.get("response_ms")
-        return response is None or response > slo_ms
+        latency = row.get("p95_ms") if measured_p95 else row.get("response_ms")
+        return latency is None or latency > slo_ms
 
     def over_time(value: Callable[[dict[str, float | None]], float]) -> float:
         """Σ value(row)·Δt: each row's value holds until the next sample."""
@@ -109,4 +129,5 @@ def summarize(
         pending_seconds=over_time(lambda row: 1.0 if row["pods_pending"] else 0.0),
         slo_violation_seconds=over_time(lambda row: 1.0 if violates(row) else 0.0),
         slo_ms=slo_ms,
+        failures=largest_failure_count(rows),
     )

@@ -57,6 +57,38 @@ class LocustSettings:
         return values
 
 
+def sample_of(stats: LiveStats | None) -> LoadSample:
+    """The timeline's load columns from a master's live stats (no users unless running)."""
+    if stats is None or not stats.running:
+        return LoadSample(failures=None if stats is None else stats.failures)
+    return LoadSample(
+        users=stats.users,
+        offered_rps=stats.rps,
+        response_ms=stats.p50_ms,
+        p50_ms=stats.p50_ms,
+        p95_ms=stats.p95_ms,
+        failures=stats.failures,
+    )
+
+
+@dataclass
+class LocustWatch:
+    """Reads the master's live stats when sampled; no Locust release means no load known."""
+
+    core: client.CoreV1Api
+    namespace: str
+    finished: threading.Event = field(default_factory=threading.Event)
+
+    def latest(self) -> LoadSample:
+        try:
+            return sample_of(read_through_service_proxy(self.core, self.namespace, MASTER_NAME))
+        except ApiException:
+            return LoadSample()
+
+    def run(self, stop: threading.Event) -> None:
+        stop.wait()
+
+
 @dataclass
 class LocustLoad:
     """A LoadSource that watches the chart's master."""
@@ -73,17 +105,7 @@ class LocustLoad:
     finished: threading.Event = field(default_factory=threading.Event)
 
     def latest(self) -> LoadSample:
-        stats = self.current
-        if stats is None or not stats.running:
-            return LoadSample(failures=None if stats is None else stats.failures)
-        return LoadSample(
-            users=stats.users,
-            offered_rps=stats.rps,
-            response_ms=stats.p50_ms,
-            p50_ms=stats.p50_ms,
-            p95_ms=stats.p95_ms,
-            failures=stats.failures,
-        )
+        return sample_of(self.current)
 
     def poll(self) -> None:
         job = self.batch.read_namespaced_job_status(MASTER_NAME, self.namespace)

@@ -21,8 +21,9 @@ from pathlib import Path
 from kubernetes import client, config
 
 from tooling import paths, releases
+from tooling.report.run_report import write_report
 from tooling.runs.timeline import LoadSource, TimelineRecorder
-from tooling.timeline_summary import TimelineSummary, read_timeline, summarize
+from tooling.timeline_summary import TimelineSummary
 
 APP_NAMESPACE = "resnet-serving"
 RELEASE = "resnet"
@@ -145,6 +146,7 @@ def run_story(
         say(f"{target.provider}: ✓ first replica Ready; metrics-server serves its metrics")
         context = StoryContext(api, target.kubeconfig, APP_NAMESPACE, SERVER_NAME, SELECTOR)
         load = target.start_load(context)
+        (spec.run_dir / "timeline.csv").unlink(missing_ok=True)  # a new run, a new timeline
         recorder = TimelineRecorder(
             core,
             autoscaling,
@@ -171,12 +173,11 @@ def run_story(
             thread.join(timeout=30)
         if recorder is not None:  # what was recorded survives a failed run too
             timeline, events = recorder.write()
-    summary = summarize(read_timeline(timeline))
-    (spec.run_dir / "summary.txt").write_text("\n".join(summary.lines()) + "\n")
-    say(f"{target.provider}: ✓ timeline in {timeline}")
-    for line in summary.lines():
+    report = write_report(spec.run_dir)
+    say(f"{target.provider}: ✓ {timeline}, {report.picture}, {report.markdown}")
+    for line in report.summary.lines():
         say(f"  {line}")
-    return StoryResult(timeline, events, summary, scaled_in)
+    return StoryResult(timeline, events, report.summary, scaled_in)
 
 
 def wait_for_scale_in(

@@ -127,6 +127,7 @@ class TimelineRecorder:
             "failures": blank_if_none(load.failures),
         }
         self.rows.append(row)
+        self.append(row)
         for namespace in (self.namespace, *self.event_namespaces):
             for event in self.core.list_namespaced_event(namespace).items:
                 if event.metadata.uid not in self.events:
@@ -139,19 +140,30 @@ class TimelineRecorder:
                     }
         return row
 
-    def write(self) -> tuple[Path, Path]:
+    @property
+    def timeline(self) -> Path:
+        return self.run_dir / "timeline.csv"
+
+    def append(self, row: dict) -> None:
+        """Adds the row to timeline.csv at once (a header first when the file is new), so the
+        file is readable while the run goes and survives an interrupted one."""
+        new = not self.timeline.is_file()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        timeline = self.run_dir / "timeline.csv"
-        with open(timeline, "w", newline="") as handle:
+        with open(self.timeline, "a", newline="") as handle:
             writer = csv.DictWriter(handle, TIMELINE_COLUMNS)
-            writer.writeheader()
-            writer.writerows(self.rows)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def write(self) -> tuple[Path, Path]:
+        """Writes events.csv (timeline.csv is written as rows come); returns both paths."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         events = self.run_dir / "events.csv"
         with open(events, "w", newline="") as handle:
             writer = csv.DictWriter(handle, EVENT_COLUMNS)
             writer.writeheader()
             writer.writerows(sorted(self.events.values(), key=lambda e: e["t_seconds"]))
-        return timeline, events
+        return self.timeline, events
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

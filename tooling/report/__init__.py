@@ -1,0 +1,1 @@
+"""The run report: a timeline picture, the summary, and comparisons of runs."""

@@ -1,0 +1,69 @@
+"""`report`: a run directory's timeline.csv and events.csv → timeline.png and summary.md (and
+summary.txt); `compare`: several runs side by side → compare.md and compare.png."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tooling.report.timeline_plot import plot_comparison, plot_timeline, read_events, save
+from tooling.timeline_summary import DEFAULT_SLO_MS, TimelineSummary, read_timeline, summarize
+
+
+@dataclass(frozen=True)
+class Report:
+    summary: TimelineSummary
+    picture: Path
+    markdown: Path
+
+
+def read_run(run_dir: Path) -> list[dict[str, float | None]]:
+    timeline = run_dir / "timeline.csv"
+    if not timeline.is_file():
+        raise FileNotFoundError(
+            f"{run_dir} has no timeline.csv: give a run directory made by `rehearse`, `up` "
+            "or `watch`"
+        )
+    return read_timeline(timeline)
+
+
+def write_report(run_dir: Path, slo_ms: float = DEFAULT_SLO_MS) -> Report:
+    rows = read_run(run_dir)
+    summary = summarize(rows, slo_ms)
+    picture = save(
+        plot_timeline(rows, read_events(run_dir / "events.csv"), run_dir.name, slo_ms),
+        run_dir / "timeline.png",
+    )
+    markdown = run_dir / "summary.md"
+    markdown.write_text(summary.markdown(run_dir.name) + "\n![timeline](timeline.png)\n")
+    (run_dir / "summary.txt").write_text("\n".join(summary.lines()) + "\n")
+    return Report(summary, picture, markdown)
+
+
+def comparison_table(summaries: dict[str, TimelineSummary]) -> str:
+    """Markdown: one row per metric, one column per run."""
+    names = list(summaries)
+    metrics = [summary.metrics() for summary in summaries.values()]
+    lines = [
+        "| metric | " + " | ".join(names) + " |",
+        "| --- |" + " --- |" * len(names),
+    ]
+    for index, (metric, _) in enumerate(metrics[0]):
+        lines.append(f"| {metric} | " + " | ".join(m[index][1] for m in metrics) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def compare_runs(
+    run_dirs: list[Path], out_dir: Path, slo_ms: float = DEFAULT_SLO_MS
+) -> tuple[str, Path]:
+    if len(run_dirs) < 2:
+        raise ValueError("compare needs two or more run directories")
+    names = [run_dir.name for run_dir in run_dirs]
+    if len(set(names)) != len(names):
+        names = [str(run_dir) for run_dir in run_dirs]
+    runs = {name: read_run(run_dir) for name, run_dir in zip(names, run_dirs, strict=True)}
+    table = comparison_table({name: summarize(rows, slo_ms) for name, rows in runs.items()})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    picture = save(plot_comparison(runs), out_dir / "compare.png")
+    (out_dir / "compare.md").write_text(f"# runs compared\n\n{table}\n![runs](compare.png)\n")
+    return table, picture

@@ -1,0 +1,151 @@
+"""Pictures of runs: one run's timeline as stacked panels, or several runs overlaid.
+
+Panels share the time axis: users and requests/s; latency against the SLO line; replicas
+desired vs ready with the time pods were Pending shaded; nodes. Scale events are vertical
+lines: SuccessfulRescale (the HPA), TriggeredScaleUp and ScaleDown (the cluster autoscaler).
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+
+from matplotlib import pyplot
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+Rows = list[dict[str, float | None]]
+EVENT_STYLES = {
+    "SuccessfulRescale": ("tab:purple", "HPA rescale"),
+    "TriggeredScaleUp": ("tab:green", "node added for a pending pod"),
+    "ScaleDown": ("tab:red", "node removed"),
+}
+
+
+def read_events(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def column(rows: Rows, name: str) -> list[float]:
+    return [float("nan") if row.get(name) is None else float(row[name]) for row in rows]
+
+
+def latency_series(rows: Rows) -> tuple[str, list[float]]:
+    """p95 where real Locust measured it, else the load model's response time."""
+    if any(row.get("p95_ms") is not None for row in rows):
+        return "p95 latency (ms)", column(rows, "p95_ms")
+    return "response time, load model (ms)", column(rows, "response_ms")
+
+
+def pending_spans(rows: Rows) -> list[tuple[float, float]]:
+    """[start, end) time spans during which some pod was Pending (a row holds until the next)."""
+    spans: list[tuple[float, float]] = []
+    for row, later in itertools.pairwise(rows):
+        if row.get("pods_pending"):
+            start, end = float(row["t_seconds"]), float(later["t_seconds"])
+            if spans and spans[-1][1] == start:
+                start = spans.pop()[0]
+            spans.append((start, end))
+    return spans
+
+
+def mark_events(axes: Sequence, events: list[dict[str, str]]) -> None:
+    labelled: set[str] = set()
+    for event in events:
+        style = EVENT_STYLES.get(event["reason"])
+        if style is None:
+            continue
+        color, label = style
+        for index, ax in enumerate(axes):
+            show = index == 0 and label not in labelled
+            ax.axvline(
+                float(event["t_seconds"]),
+                color=color,
+                alpha=0.35,
+                linewidth=1,
+                label=label if show else None,
+                gid=f"event:{event['reason']}",
+            )
+        labelled.add(label)
+
+
+def plot_timeline(
+    rows: Rows, events: list[dict[str, str]], title: str, slo_ms: float = 1000.0
+) -> Figure:
+    """The four-panel picture of one run."""
+    figure, axes = pyplot.subplots(4, 1, sharex=True, figsize=(11, 11), constrained_layout=True)
+    load, latency, replicas, nodes = axes
+    t = column(rows, "t_seconds")
+    figure.suptitle(title)
+
+    load.step(t, column(rows, "users"), where="post", label="users", color="tab:blue")
+    load.set_ylabel("users")
+    rate = load.twinx()
+    rate.plot(t, column(rows, "offered_rps"), label="requests/s", color="tab:orange")
+    rate.set_ylabel("requests/s")
+
+    name, values = latency_series(rows)
+    latency.plot(t, values, label=name, color="tab:brown")
+    latency.axhline(slo_ms, color="black", linestyle="--", label=f"SLO {slo_ms:.0f} ms")
+    latency.set_ylabel("ms")
+    latency.legend(loc="upper left")
+
+    for index, (start, end) in enumerate(pending_spans(rows)):
+        label = "pods pending" if index == 0 else None
+        replicas.axvspan(start, end, color="tab:red", alpha=0.15, label=label, gid="pending")
+    replicas.step(t, column(rows, "replicas_desired"), where="post", label="desired")
+    replicas.step(t, column(rows, "replicas_ready"), where="post", label="ready")
+    replicas.set_ylabel("replicas")
+    replicas.legend(loc="upper left")
+
+    nodes.step(t, column(rows, "nodes_ready"), where="post", label="nodes ready", color="tab:gray")
+    nodes.set_ylabel("nodes")
+    nodes.set_xlabel("seconds")
+
+    mark_events([load, latency, replicas, nodes], events)
+    load.legend(
+        handles=load.get_legend_handles_labels()[0] + rate.get_legend_handles_labels()[0],
+        loc="upper left",
+        fontsize="small",
+    )
+    nodes.legend(loc="upper left")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    for ax in (replicas, nodes):
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylim(bottom=0)
+    return figure
+
+
+def plot_comparison(runs: dict[str, Rows]) -> Figure:
+    """Runs overlaid: users, replicas ready, nodes ready (one line per run)."""
+    figure, axes = pyplot.subplots(3, 1, sharex=True, figsize=(11, 8), constrained_layout=True)
+    figure.suptitle("runs compared")
+    for (name, rows), color in zip(
+        runs.items(), matplotlib.colormaps["tab10"].colors, strict=False
+    ):
+        t = column(rows, "t_seconds")
+        for ax, series in zip(axes, ("users", "replicas_ready", "nodes_ready"), strict=True):
+            ax.step(t, column(rows, series), where="post", label=name, color=color)
+    for ax, label in zip(axes, ("users", "replicas ready", "nodes ready"), strict=True):
+        ax.set_ylabel(label)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(loc="upper left")
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("seconds")
+    return figure
+
+
+def save(figure: Figure, path: Path) -> Path:
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
+    return path

@@ -1,0 +1,75 @@
+"""`resnet-serving watch`: a live terminal view of a run on any cluster, appended to its
+timeline.csv (users, req/s, p50/p95 from the Locust master's web API through the API server's
+service proxy; HPA, replicas, pending pods and nodes from the API)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from kubernetes import client, config
+
+from tooling.runs.locust_load import LocustWatch
+from tooling.runs.story import APP_NAMESPACE, SELECTOR, SERVER_NAME
+from tooling.runs.timeline import TimelineRecorder
+from tooling.timeline_summary import read_timeline
+
+
+def status_line(row: dict) -> str:
+    def value(name: str, unit: str = "") -> str:
+        return "-" if row.get(name) in ("", None) else f"{row[name]}{unit}"
+
+    return (
+        f"t={row['t_seconds']:>7}s  users {value('users')}  req/s {value('offered_rps')}  "
+        f"p50 {value('p50_ms', 'ms')}  p95 {value('p95_ms', 'ms')}  "
+        f"replicas {row['replicas_ready']}/{row['replicas_desired']}  "
+        f"pending {row['pods_pending']}  nodes {row['nodes_ready']}  "
+        f"HPA CPU {value('hpa_cpu_percent', '%')}"
+    )
+
+
+def watch(
+    kubeconfig: Path,
+    run_dir: Path,
+    interval: float = 5.0,
+    samples: int | None = None,
+    show: Callable[[str], None] | None = None,
+) -> TimelineRecorder:
+    """Samples until `samples` rows (or Ctrl-C); returns the recorder (rows, events)."""
+    api = config.new_client_from_config(str(kubeconfig))
+    core = client.CoreV1Api(api)
+    recorder = TimelineRecorder(
+        core,
+        client.AutoscalingV2Api(api),
+        client.AppsV1Api(api),
+        APP_NAMESPACE,
+        SERVER_NAME,
+        SELECTOR,
+        LocustWatch(core, APP_NAMESPACE),
+        run_dir,
+        interval,
+    )
+    if recorder.timeline.is_file():  # go on with the run's clock
+        previous = read_timeline(recorder.timeline)
+        if previous:
+            recorder.started -= previous[-1]["t_seconds"] + interval
+    in_place = show is None and sys.stdout.isatty()
+    show = show or (
+        lambda line: print(
+            f"\r\033[K{line}" if in_place else line, end="" if in_place else "\n", flush=True
+        )
+    )
+    try:
+        while samples is None or len(recorder.rows) < samples:
+            show(status_line(recorder.sample()))
+            if samples is None or len(recorder.rows) < samples:
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        recorder.write()
+        if in_place:
+            print()
+    return recorder
