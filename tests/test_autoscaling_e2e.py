@@ -18,6 +18,7 @@ The live cluster is also looked at through pytest-helm-charts' `kube_cluster`.
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 from pathlib import Path
 
@@ -149,3 +150,19 @@ def test_e_nodes_scale_back_down(node_story):
     _, _, rows, events = node_story
     assert rows[-1]["nodes_ready"] == rows[0]["nodes_ready"]
     assert any(e["reason"] == "ScaleDown" for e in events)
+
+
+def test_watch_appends_live_samples_of_the_cluster(story, tmp_path, capsys):
+    from tooling import cli
+
+    target, _, rows, _ = story
+    flags = ["--kubeconfig", str(target.kubeconfig), "--run-dir", str(tmp_path), "--interval", "1"]
+    assert cli.run(["watch", *flags, "--samples", "2"]) == 0
+    assert cli.run(["watch", *flags, "--samples", "2"]) == 0  # appends, the clock goes on
+    watched = read_timeline(tmp_path / "timeline.csv")
+    assert len(watched) == 4
+    assert all(a["t_seconds"] < b["t_seconds"] for a, b in itertools.pairwise(watched))
+    assert {row["replicas_ready"] for row in watched} == {1}
+    assert {row["nodes_ready"] for row in watched} == {rows[0]["nodes_ready"]}
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 4 and "replicas 1/1" in printed[-1]
