@@ -2,8 +2,8 @@
 
 up: cluster (create or reuse) → the model (gke: exported, uploaded to a bucket the model
 server may read through Workload Identity; or --model-uri) → both charts with pyhelm3 → first
-replica AVAILABLE → the Locust chart headless with the shape → timeline.csv, events.csv and
-summary.txt → optionally `down`. On --provider rehearsal it is the rehearsal.
+replica AVAILABLE → the Locust chart headless with the shape → timeline.csv, events.csv,
+timeline.png and summary.md → optionally `down`. On --provider rehearsal it is the rehearsal.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tooling.errors import UserError
-from tooling.loadgen.load_shapes import Shape, shape_from_spec
+from tooling.gke.bucket import READER_ROLE
+from tooling.loadgen.load_shapes import SHAPE_VARIABLES, Shape, shape_from_spec
 from tooling.runs.locust_load import LOAD_RELEASE, LocustSettings
 from tooling.runs.story import APP_NAMESPACE, RELEASE, SERVER_NAME
 
 MODEL_NAME = "image_classifier"
-READER_ROLE = "roles/storage.objectViewer"
 
 
 def shape_seconds(shape: Shape, limit: float = 6 * 3600) -> float:
@@ -34,11 +34,7 @@ def shape_seconds(shape: Shape, limit: float = 6 * 3600) -> float:
 
 
 def shape_environment(args: argparse.Namespace) -> dict[str, str]:
-    environment = {
-        key: os.environ[key]
-        for key in ("STEP_USERS", "STEP_SECONDS", "STEPS", "RAMP_PEAK_USERS", "SPIKE_USERS")
-        if key in os.environ
-    }
+    environment = {key: os.environ[key] for key in SHAPE_VARIABLES if key in os.environ}
     if args.step_seconds:
         environment["STEP_SECONDS"] = str(args.step_seconds)
     return environment
@@ -108,7 +104,7 @@ def dry_run_lines(args: argparse.Namespace) -> list[str]:
         f"(Pod Security restricted), values {values}, model.source.uri={gke_model_uri(args)}",
         f"5. helm release {LOAD_RELEASE} (charts/locust): "
         + json.dumps(settings.values(f"http://{SERVER_NAME}:8501"), sort_keys=True),
-        f"6. run directory {args.report}: timeline.csv, events.csv, summary.txt",
+        f"6. run directory {args.report}: timeline.csv, events.csv, timeline.png, summary.md",
     ]
     if args.down:
         lines.append("7. then `down`: both releases, the cluster, and the model's objects")
@@ -157,6 +153,7 @@ def run_up(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     result = run_story(target, StorySpec(args.report, values), say)
     print(result.timeline)
     if args.down:
+        args.yes = True  # asked for with --down
         run_down(args, say, confirm=lambda question: True)
     return 0 if result.scaled_in else 1
 

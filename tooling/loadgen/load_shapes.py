@@ -104,6 +104,20 @@ class FileShape:
 
 Shape = StepShape | RampShape | SpikeShape | FileShape
 SHAPE_NAMES = ("step", "ramp", "spike", "file:PATH")
+# The environment variables that tune the shapes (see shape_from_spec).
+SHAPE_VARIABLES = (
+    "STEP_USERS",
+    "STEP_SECONDS",
+    "STEPS",
+    "RAMP_START_USERS",
+    "RAMP_PEAK_USERS",
+    "RAMP_SECONDS",
+    "SPIKE_BASE_USERS",
+    "SPIKE_USERS",
+    "SPIKE_START",
+    "SPIKE_SECONDS",
+    "SPIKE_TOTAL_SECONDS",
+)
 
 
 def shape_from_spec(spec: str, environ: dict[str, str] | None = None) -> Shape:
