@@ -102,4 +102,15 @@ def test_summary_of_the_recorded_run_matches_hand_computed_values():
     assert summary.failures is None
 
 
-HAND_COMPUTED: dict = {}  # filled in from the recorded run (see the awk lines in the note)
+# Worked out from tests/data/rehearsal-run/timeline.csv by tests/data/hand_summary.awk (awk, a
+# second and independent reading of the definitions in tooling/timeline_summary.py).
+HAND_COMPUTED = {
+    "max_replicas": 3,
+    "max_nodes": 3,
+    "first_scale_out": 251.5,  # the first row wanting 2 replicas, after the first loaded row
+    "scale_in": 50.8,  # from the first row after the load to 1 replica on 1 node
+    "replica_minutes": 21.1017,
+    "node_minutes": 22.0167,
+    "pending_seconds": 24.5,
+    "slo_seconds": 0.0,
+}
