@@ -155,14 +155,22 @@ class TimelineRecorder:
                 writer.writeheader()
             writer.writerow(row)
 
-    def write(self) -> tuple[Path, Path]:
-        """Writes events.csv (timeline.csv is written as rows come); returns both paths."""
+    def write(self, append_events: bool = False) -> tuple[Path, Path]:
+        """Writes events.csv (timeline.csv is written as rows come); returns both paths.
+        With append_events, events already in the file are kept and not repeated."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         events = self.run_dir / "events.csv"
+        seen = sorted(self.events.values(), key=lambda e: e["t_seconds"])
+        kept: list[dict] = []
+        if append_events and events.is_file():
+            with open(events, newline="") as handle:
+                kept = list(csv.DictReader(handle))
+            known = {(e["reason"], e["name"], e["message"]) for e in kept}
+            seen = [e for e in seen if (e["reason"], e["name"], e["message"]) not in known]
         with open(events, "w", newline="") as handle:
             writer = csv.DictWriter(handle, EVENT_COLUMNS)
             writer.writeheader()
-            writer.writerows(sorted(self.events.values(), key=lambda e: e["t_seconds"]))
+            writer.writerows([*kept, *seen])
         return self.timeline, events
 
     def run(self, stop: threading.Event) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kubernetes import client, config
+from kubernetes.client.rest import ApiException
 
 from tooling.runs.locust_load import LocustWatch
 from tooling.runs.story import APP_NAMESPACE, SELECTOR, SERVER_NAME
@@ -56,20 +57,24 @@ def watch(
         if previous:
             recorder.started -= previous[-1]["t_seconds"] + interval
     in_place = show is None and sys.stdout.isatty()
-    show = show or (
-        lambda line: print(
-            f"\r\033[K{line}" if in_place else line, end="" if in_place else "\n", flush=True
-        )
-    )
+    show = show or (refresh_line if in_place else print)
     try:
         while samples is None or len(recorder.rows) < samples:
-            show(status_line(recorder.sample()))
+            try:
+                show(status_line(recorder.sample()))
+            except ApiException as error:  # transient: say so and go on
+                show(f"(the API server answered {error.status} {error.reason}; retrying)")
             if samples is None or len(recorder.rows) < samples:
                 time.sleep(interval)
     except KeyboardInterrupt:
         pass
     finally:
-        recorder.write()
+        recorder.write(append_events=True)
         if in_place:
             print()
     return recorder
+
+
+def refresh_line(line: str) -> None:
+    """Rewrites the terminal's current line."""
+    print(f"\r\033[K{line}", end="", flush=True)
