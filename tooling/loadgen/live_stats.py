@@ -73,6 +73,10 @@ def read_through_service_proxy(
 ) -> LiveStats:
     """Reads a master's web API in a cluster through the API server's service proxy."""
     reply = core.connect_get_namespaced_service_proxy_with_path(
-        f"{service}:{port_name}", namespace, "stats/requests", _preload_content=False
+        f"{service}:{port_name}",
+        namespace,
+        "stats/requests",
+        _preload_content=False,
+        _request_timeout=5,
     )
     return parse_stats(json.loads(reply.data))

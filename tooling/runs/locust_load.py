@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -82,7 +83,7 @@ class LocustWatch:
     def latest(self) -> LoadSample:
         try:
             return sample_of(read_through_service_proxy(self.core, self.namespace, MASTER_NAME))
-        except ApiException:
+        except (ApiException, urllib3.exceptions.HTTPError):
             return LoadSample()
 
     def run(self, stop: threading.Event) -> None:
@@ -115,7 +116,7 @@ class LocustLoad:
             return
         try:
             stats = read_through_service_proxy(self.core, self.namespace, MASTER_NAME)
-        except ApiException:  # not up yet, or quit after the run
+        except (ApiException, urllib3.exceptions.HTTPError):  # not up yet, or quit after the run
             if self.seen_running:
                 self.current = None
                 self.finished.set()

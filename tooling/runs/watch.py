@@ -1,6 +1,7 @@
 """`resnet-serving watch`: a live terminal view of a run on any cluster, appended to its
 timeline.csv (users, req/s, p50/p95 from the Locust master's web API through the API server's
-service proxy; HPA, replicas, pending pods and nodes from the API)."""
+service proxy; HPA, replicas, pending pods and nodes from the API; served req/s and mean
+latency from TF Serving's Prometheus metrics through the pod proxy)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,18 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from tooling.runs.locust_load import LocustWatch
+from tooling.runs.server_metrics import ServerCounters, read_server_counters
 from tooling.runs.story import APP_NAMESPACE, SELECTOR, SERVER_NAME
 from tooling.runs.timeline import TimelineRecorder
 from tooling.timeline_summary import read_timeline
+
+
+def served_text(now: ServerCounters, earlier: ServerCounters | None, seconds: float) -> str:
+    if earlier is None or not now.replicas_read:
+        return ""
+    rate, latency = now.since(earlier, seconds)
+    mean = "-" if latency is None else f"{latency:.0f}ms"
+    return f"  served {rate:.1f} req/s, mean {mean} ({now.replicas_read} replicas read)"
 
 
 def status_line(row: dict) -> str:
@@ -58,10 +68,16 @@ def watch(
             recorder.started -= previous[-1]["t_seconds"] + interval
     in_place = show is None and sys.stdout.isatty()
     show = show or (refresh_line if in_place else print)
+    earlier: tuple[float, ServerCounters] | None = None
     try:
         while samples is None or len(recorder.rows) < samples:
             try:
-                show(status_line(recorder.sample()))
+                line = status_line(recorder.sample())
+                now = (time.monotonic(), read_server_counters(core, APP_NAMESPACE, SELECTOR))
+                if earlier is not None:
+                    line += served_text(now[1], earlier[1], now[0] - earlier[0])
+                earlier = now
+                show(line)
             except ApiException as error:  # transient: say so and go on
                 show(f"(the API server answered {error.status} {error.reason}; retrying)")
             if samples is None or len(recorder.rows) < samples:

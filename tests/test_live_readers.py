@@ -1,17 +1,22 @@
-"""The real-cluster load source (LocustLoad) against a real kube-apiserver and a real Locust.
+"""What real clusters are read through, against a real kube-apiserver and real processes.
 
-A real distributed Locust run (master + worker processes) loads the local model server; its
-master's web API listens on this machine. On a rehearsal cluster, a kwok node with this
-machine's address carries a hostNetwork pod, so the Service `load-locust-master` has an
-endpoint the apiserver can reach: LocustLoad then reads live stats through the apiserver's
-service proxy exactly as on kind or GKE, and must see the load rise and end.
+On a rehearsal cluster, a kwok node with this machine's address carries hostNetwork pods, so
+the apiserver's proxies reach processes on this machine as they reach pods on kind or GKE:
+- LocustLoad reads a real distributed Locust run's live stats through the service proxy of
+  `load-locust-master` and must see the load rise and end;
+- the TF Serving counters of the local model server (the real model, TF Serving's metric
+  names) are read through the pod proxy and must count the requests sent.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import threading
 import time
+import urllib.request
+from pathlib import Path
 
 import pytest
 from kubernetes import client, config
@@ -20,7 +25,9 @@ from tooling.loadgen.run import LoadRunSpec, free_port, run_load
 from tooling.rehearsal.cluster import create_cluster, delete_cluster, missing_binaries
 from tooling.rehearsal.profiles import profile
 from tooling.runs.locust_load import MASTER_NAME, LocustLoad
-from tooling.runs.story import wait_for
+from tooling.runs.server_metrics import read_server_counters
+from tooling.runs.story import SELECTOR, wait_for
+from tooling.runs.timeline import pod_is_ready
 
 MISSING = missing_binaries()
 pytestmark = pytest.mark.skipif(
@@ -28,6 +35,7 @@ pytestmark = pytest.mark.skipif(
     reason=f"rehearsal binaries missing ({', '.join(MISSING)}): run `make setup-rehearsal`",
 )
 NAMESPACE = "default"
+PHOTO = Path(__file__).parents[1] / "tooling" / "data" / "images" / "chelsea.jpg"
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +50,14 @@ def core_and_batch(tmp_path_factory):
             60,
             "the default ServiceAccount",
         )
+        add_this_machine_as_a_node(core)
         yield core, client.BatchV1Api(api)
     finally:
         delete_cluster(name)
 
 
-def expose_local_master(core: client.CoreV1Api, batch: client.BatchV1Api, web_port: int) -> None:
-    """The objects the Locust chart makes, pointing at a master running on this machine."""
+def add_this_machine_as_a_node(core: client.CoreV1Api) -> None:
+    """A kwok node whose address is this machine's: its hostNetwork pods get that address."""
     # The apiserver advertises this machine's address in the `kubernetes` Endpoints.
     host_ip = core.read_namespaced_endpoints("kubernetes", NAMESPACE).subsets[0].addresses[0].ip
     core.create_node(
@@ -65,18 +74,30 @@ def expose_local_master(core: client.CoreV1Api, batch: client.BatchV1Api, web_po
             },
         }
     )
-    labels = {"app.kubernetes.io/component": "master"}
+
+
+def run_on_this_machine(core: client.CoreV1Api, name: str, labels: dict[str, str]) -> None:
+    """A hostNetwork pod on this machine's node, standing for a process running here."""
     core.create_namespaced_pod(
         NAMESPACE,
         {
-            "metadata": {"name": "locust-master-on-this-machine", "labels": labels},
+            "metadata": {"name": name, "labels": labels},
             "spec": {
                 "hostNetwork": True,
                 "nodeName": "this-machine",
-                "containers": [{"name": "master", "image": "locustio/locust"}],
+                "containers": [{"name": "main", "image": "stands-for-a-local-process"}],
             },
         },
     )
+    wait_for(
+        lambda: pod_is_ready(core.read_namespaced_pod(name, NAMESPACE)), 60, f"pod {name} Ready"
+    )
+
+
+def expose_local_master(core: client.CoreV1Api, batch: client.BatchV1Api, web_port: int) -> None:
+    """The objects the Locust chart makes, pointing at a master running on this machine."""
+    labels = {"app.kubernetes.io/component": "master"}
+    run_on_this_machine(core, "locust-master-on-this-machine", labels)
     core.create_namespaced_service(
         NAMESPACE,
         {
@@ -139,3 +160,24 @@ def test_live_stats_are_read_through_the_service_proxy_until_the_run_ends(
     assert load.latest().users == 0  # after the end, no users are reported
     assert outcome["result"].requests >= max(sample.failures or 0 for sample in samples)
     assert outcome["result"].failures == 0
+
+
+def test_tf_serving_counters_are_read_through_the_pod_proxy(core_and_batch, local_server):
+    core, _ = core_and_batch
+    labels = dict(item.split("=") for item in SELECTOR.split(","))
+    run_on_this_machine(core, "model-server-on-this-machine", labels)
+    port = int(local_server.rest.rsplit(":", 1)[1])
+    before = read_server_counters(core, NAMESPACE, SELECTOR, port)
+    body = json.dumps(
+        {"instances": [{"b64": base64.b64encode(PHOTO.read_bytes()).decode()}]}
+    ).encode()
+    url = f"{local_server.rest}/v1/models/image_classifier:predict"
+    for _ in range(3):
+        request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            assert reply.status == 200
+    after = read_server_counters(core, NAMESPACE, SELECTOR, port)
+    assert after.replicas_read == 1
+    rate, latency_ms = after.since(before, seconds=1.0)
+    assert rate == 3  # exactly the three requests sent, as TF Serving counted them
+    assert latency_ms is not None and latency_ms > 1
