@@ -20,8 +20,8 @@ from tooling.runs.timeline import TimelineRecorder
 from tooling.timeline_summary import read_timeline
 
 
-def served_text(now: ServerCounters, earlier: ServerCounters | None, seconds: float) -> str:
-    if earlier is None or not now.replicas_read:
+def served_text(now: ServerCounters, earlier: ServerCounters, seconds: float) -> str:
+    if not now.replicas_read:
         return ""
     rate, latency = now.since(earlier, seconds)
     mean = "-" if latency is None else f"{latency:.0f}ms"
