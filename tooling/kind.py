@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
-from kubernetes import client, config, utils
+from kubernetes import config, utils
 
 from tooling import paths
 from tooling.errors import UserError
@@ -105,7 +105,6 @@ def install_metrics_server(kubeconfig: Path) -> None:
         except utils.FailToCreateError as error:
             if not all(getattr(e, "status", None) == 409 for e in error.api_exceptions):
                 raise
-    client.AppsV1Api(api).read_namespaced_deployment("metrics-server", "kube-system")
 
 
 def delete_kind_cluster(name: str, say: Callable[[str], None] = print) -> None:

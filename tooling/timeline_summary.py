@@ -66,6 +66,19 @@ def read_timeline(path: Path) -> list[dict[str, float | None]]:
         ]
 
 
+def first_time_since(
+    rows: list[dict[str, float | None]],
+    since: float | None,
+    condition: Callable[[dict[str, float | None]], bool],
+) -> float | None:
+    """The first sample time at or after `since` where `condition` holds (None if none)."""
+    if since is None:
+        return None
+    return next(
+        (row["t_seconds"] for row in rows if row["t_seconds"] >= since and condition(row)), None
+    )
+
+
 def largest_failure_count(rows: list[dict[str, float | None]]) -> int | None:
     counts = [int(row["failures"]) for row in rows if row.get("failures") is not None]
     return max(counts) if counts else None
@@ -81,30 +94,17 @@ def summarize(
     start_replicas, start_nodes = rows[0]["replicas_ready"], rows[0]["nodes_ready"]
     loaded = [row["t_seconds"] for row in rows if (row["users"] or 0) > 0]
     first_load = loaded[0] if loaded else None
-    scale_out = next(
-        (
-            row["t_seconds"]
-            for row in rows
-            if first_load is not None
-            and row["t_seconds"] >= first_load
-            and (row["replicas_desired"] or 0) > start_replicas
-        ),
-        None,
+    scale_out = first_time_since(
+        rows, first_load, lambda row: (row["replicas_desired"] or 0) > start_replicas
     )
     load_end = None
     if loaded:
         after = [row["t_seconds"] for row in rows if row["t_seconds"] > loaded[-1]]
         load_end = after[0] if after else None
-    back = next(
-        (
-            row["t_seconds"]
-            for row in rows
-            if load_end is not None
-            and row["t_seconds"] >= load_end
-            and row["replicas_ready"] <= start_replicas
-            and row["nodes_ready"] <= start_nodes
-        ),
-        None,
+    back = first_time_since(
+        rows,
+        load_end,
+        lambda row: row["replicas_ready"] <= start_replicas and row["nodes_ready"] <= start_nodes,
     )
 
     measured_p95 = any(row.get("p95_ms") is not None for row in rows)

@@ -101,16 +101,15 @@ def create(args: argparse.Namespace) -> Path:
 def create_rehearsal(args: argparse.Namespace, name: str) -> Path:
     from kubernetes import client, config
 
-    from tooling.rehearsal.cluster import create_cluster, delete_cluster, node_manifest
+    from tooling.rehearsal.cluster import create_cluster, delete_cluster
     from tooling.rehearsal.profiles import profile
+    from tooling.rehearsal.rehearse import node_pool
 
     try:
-        cluster = create_cluster(name, args.kubeconfig.parent, profile(args.profile), say)
+        timings = profile(args.profile)
+        cluster = create_cluster(name, args.kubeconfig.parent, timings, say)
         core = client.CoreV1Api(config.new_client_from_config(str(cluster.kubeconfig)))
-        existing = {node.metadata.name for node in core.list_node().items}
-        for index in range(1, args.min_nodes + 1):
-            if f"pool-{index}" not in existing:
-                core.create_node(node_manifest(f"pool-{index}", "pool"))
+        node_pool(core, timings, args.min_nodes, args.max_nodes).ensure_min_size()
     except BaseException:  # Ctrl-C or a failure: leave no process or port behind
         delete_cluster(name)
         raise

@@ -91,6 +91,23 @@ def simulated_load(spec: RehearsalSpec, context: StoryContext) -> LoadDriver:
     )
 
 
+def node_pool(
+    core: client.CoreV1Api, profile: Profile, min_nodes: int, max_nodes: int
+) -> RehearsalNodeGroupController:
+    """The e2-standard-4 node group and its controller, with the profile's timings."""
+    allocatable = E2_STANDARD_4["allocatable"]
+    rules = GroupRules(
+        min_size=min_nodes,
+        max_size=max_nodes,
+        template=Resources(cpu_cores(allocatable["cpu"]), memory_bytes(allocatable["memory"])),
+        unneeded_seconds=profile.scale_down_unneeded_seconds,
+        delay_after_add_seconds=profile.scale_down_delay_after_add_seconds,
+    )
+    return RehearsalNodeGroupController(
+        core, "pool", rules, profile.scan_interval_seconds, profile.node_provisioning_seconds
+    )
+
+
 @contextlib.contextmanager
 def rehearsal_target(
     spec: RehearsalSpec, say: Callable[[str], None] = print
@@ -100,17 +117,7 @@ def rehearsal_target(
     try:  # Ctrl-C or a failure while the cluster starts cleans up too
         cluster = create_cluster(spec.cluster_name, spec.run_dir / "cluster", profile, say)
         core = client.CoreV1Api(config.new_client_from_config(str(cluster.kubeconfig)))
-        allocatable = E2_STANDARD_4["allocatable"]
-        rules = GroupRules(
-            min_size=spec.min_nodes,
-            max_size=spec.max_nodes,
-            template=Resources(cpu_cores(allocatable["cpu"]), memory_bytes(allocatable["memory"])),
-            unneeded_seconds=profile.scale_down_unneeded_seconds,
-            delay_after_add_seconds=profile.scale_down_delay_after_add_seconds,
-        )
-        nodes = RehearsalNodeGroupController(
-            core, "pool", rules, profile.scan_interval_seconds, profile.node_provisioning_seconds
-        )
+        nodes = node_pool(core, profile, spec.min_nodes, spec.max_nodes)
         nodes.ensure_min_size()
         say(
             f"rehearsal: ✓ control plane up; e2-standard-4 pool at {spec.min_nodes} "
