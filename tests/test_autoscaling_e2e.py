@@ -2,11 +2,14 @@
 
 (a) the HPA raises replicas after load rises; (b) a replica goes Pending when the nodes are
 full and a node is added for it; (c) at the node cap a replica stays Pending; (d) replicas
-return to minReplicas after load stops; (e) nodes scale back down.
+return to minReplicas after load stops; (e) nodes scale back down; (f) only the real Cluster
+Autoscaler passes: the replica left Pending at the cap gets its NotTriggerScaleUp event.
 
 The cluster is a fixture with two kinds:
 - `rehearsal` (default): real kube-apiserver, controller-manager (the real HPA controller),
-  scheduler and metrics-server; kwok nodes and pods; the load model for CPU; the fast profile.
+  scheduler and metrics-server; kwok nodes and pods; the load model for CPU; the fast profile;
+  the real Cluster Autoscaler where `make setup-rehearsal` built it, else the stand-in (the
+  report says which).
 - `existing`: any cluster from a kubeconfig in RESNET_SERVING_E2E_KUBECONFIG — kind or GKE
   (RESNET_SERVING_E2E_PROVIDER, default kind) with real TF Serving pods loading the model from
   RESNET_SERVING_E2E_MODEL_URI and real Locust load (the lab's step shape unless
@@ -26,7 +29,9 @@ import pytest
 from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
 
 from tooling.loadgen.load_shapes import StepShape
+from tooling.rehearsal import cluster_autoscaler
 from tooling.rehearsal.cluster import missing_binaries
+from tooling.rehearsal.node_autoscalers import NOT_BUILT
 from tooling.rehearsal.profiles import profile
 from tooling.rehearsal.rehearse import RehearsalSpec, rehearsal_target
 from tooling.runs.existing_cluster import existing_cluster_target
@@ -150,6 +155,26 @@ def test_e_nodes_scale_back_down(node_story):
     _, _, rows, events = node_story
     assert rows[-1]["nodes_ready"] == rows[0]["nodes_ready"]
     assert any(e["reason"] == "ScaleDown" for e in events)
+
+
+def test_f_at_the_cap_the_real_autoscaler_says_the_group_is_full(node_story):
+    target, _, _, events = node_story
+    if target.provider == "rehearsal" and cluster_autoscaler.binary() is None:
+        pytest.skip(f"the stand-in ran; this needs the real autoscaler: {NOT_BUILT}")
+    refused = [e for e in events if e["reason"] == "NotTriggerScaleUp" and e["kind"] == "Pod"]
+    assert refused, "no NotTriggerScaleUp event for the replica left Pending at the node cap"
+    assert any("max node group size reached" in e["message"] for e in refused)
+
+
+def test_the_report_names_the_node_autoscaler(story):
+    target, result, _, _ = story
+    lines = (result.timeline.parent / "summary.txt").read_text().splitlines()
+    named = [line for line in lines if line.startswith("node autoscaler ")]
+    assert named and named[0].endswith(f" {target.node_autoscaler or 'none'}")
+    summary = "\n".join(lines)
+    if target.provider == "rehearsal" and cluster_autoscaler.binary() is not None:
+        assert f"cluster-autoscaler {cluster_autoscaler.version()}" in summary
+        assert (result.timeline.parent / "cluster-autoscaler.log").is_file()
 
 
 def test_watch_appends_live_samples_of_the_cluster(story, tmp_path, capsys):

@@ -46,6 +46,8 @@ def test_create_asks_for_an_autoscaled_node_pool_with_workload_identity(gke, dou
     mode = pool.config.workload_metadata_config.mode
     assert mode == container_v1.WorkloadMetadataConfig.Mode.GKE_METADATA
     assert request.cluster.workload_identity_config.workload_pool == "lab-project.svc.id.goog"
+    profile = request.cluster.autoscaling.autoscaling_profile
+    assert profile == container_v1.ClusterAutoscaling.AutoscalingProfile.BALANCED  # GKE's default
     # each poll of the long-running operation shows progress
     assert sum("create cluster resnet-serving: running" in line for line in lines) == 2
     assert any("done" in line for line in lines)
@@ -205,8 +207,10 @@ def test_dry_run_prints_exactly_the_cluster_that_create_sends(
     from tooling.gke.clusters import LOCAL_ENDPOINT_VARIABLE
 
     flags = [*GKE_FLAGS, "--max-nodes", "5", "--machine-type", "e2-standard-8"]
+    flags += ["--autoscaling-profile", "optimize-utilization"]
     assert cli.run(["up", *flags, "--dry-run", "--report", str(tmp_path / "run")]) == 0
     printed = capsys.readouterr().out
+    assert '"autoscalingProfile": "OPTIMIZE_UTILIZATION"' in printed
     block = printed.split("\n2. ")[0].split(":\n", 1)[1]
     planned = container_v1.Cluster.from_json(block)
     assert "roles/storage.objectViewer → principal://iam.googleapis.com/projects/" in printed
@@ -224,6 +228,13 @@ def test_dry_run_prints_exactly_the_cluster_that_create_sends(
     sent = dict(double.requests)["CreateCluster"].cluster
     assert sent == planned
     assert sent.node_pools[0].autoscaling.max_node_count == 5
+    profile = sent.autoscaling.autoscaling_profile
+    assert profile == container_v1.ClusterAutoscaling.AutoscalingProfile.OPTIMIZE_UTILIZATION
+
+
+def test_an_unknown_autoscaling_profile_is_refused_naming_the_choices():
+    with pytest.raises(ValueError, match="balanced, optimize-utilization"):
+        GkeClusterSpec(project="p", location="us-central1-a", autoscaling_profile="eager")
 
 
 def test_down_asks_first_and_deletes_with_yes(double, tmp_path, monkeypatch, capsys):

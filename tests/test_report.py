@@ -67,6 +67,8 @@ def test_report_writes_the_picture_and_the_summary(run_dir, capsys):
     markdown = (run_dir / "summary.md").read_text()
     assert markdown.startswith("# lab-values") and "![timeline](timeline.png)" in markdown
     assert "| max nodes ready | 3 |" in markdown
+    # recorded before the real autoscaler was built here: its run.json names the stand-in
+    assert "| node autoscaler | stand-in (RehearsalNodeGroupController" in markdown
     assert "max replicas ready" in printed
 
 
@@ -94,6 +96,7 @@ def test_summary_of_the_recorded_run_matches_hand_computed_values():
     assert summary.max_replicas == expected["max_replicas"]
     assert summary.max_nodes == expected["max_nodes"]
     assert summary.time_to_first_scale_out_s == pytest.approx(expected["first_scale_out"])
+    assert summary.time_to_first_node_s == pytest.approx(expected["first_node"])
     assert summary.time_to_scale_in_s == pytest.approx(expected["scale_in"])
     assert summary.replica_minutes == pytest.approx(expected["replica_minutes"], abs=0.01)
     assert summary.node_minutes == pytest.approx(expected["node_minutes"], abs=0.01)
@@ -108,6 +111,7 @@ HAND_COMPUTED = {
     "max_replicas": 3,
     "max_nodes": 3,
     "first_scale_out": 251.5,  # the first row wanting 2 replicas, after the first loaded row
+    "first_node": 259.6,  # the first row with a second node Ready, after the first loaded row
     "scale_in": 50.8,  # from the first row after the load to 1 replica on 1 node
     "replica_minutes": 21.1017,
     "node_minutes": 22.0167,

@@ -34,8 +34,9 @@ def rows(tmp_path):
 def test_summary_matches_hand_computed_values(rows):
     summary = summarize(rows, slo_ms=1000)
     assert summary.max_replicas == 2 and summary.max_nodes == 2
-    # load starts at 10, the HPA wants 2 at 20
+    # load starts at 10, the HPA wants 2 at 20, the second node is Ready at 30
     assert summary.time_to_first_scale_out_s == 10
+    assert summary.time_to_first_node_s == 20
     # load ends after the row at 30 (next sample 40); back to 1 replica and 1 node at 80
     assert summary.time_to_scale_in_s == 40
     # replicas: 1·10 + 1·10 + 1·10 + 2·10 + 2·20 + 1·20 = 110 replica-seconds
@@ -50,9 +51,9 @@ def test_summary_matches_hand_computed_values(rows):
 def test_a_run_that_never_scales_says_never(rows):
     flat = [{**row, "replicas_desired": 1, "replicas_ready": 1, "nodes_ready": 1} for row in rows]
     summary = summarize(flat)
-    assert summary.time_to_first_scale_out_s is None
+    assert summary.time_to_first_scale_out_s is None and summary.time_to_first_node_s is None
     assert summary.time_to_scale_in_s == 0
-    assert "never" in summary.lines()[2]
+    assert "never" in summary.lines()[2] and "never" in summary.lines()[3]
 
 
 def test_no_replica_serving_counts_against_the_slo(rows):

@@ -24,6 +24,7 @@ class TimelineSummary:
     max_replicas: int
     max_nodes: int
     time_to_first_scale_out_s: float | None  # from the first load to the first extra replica
+    time_to_first_node_s: float | None  # from the first load to the first extra node Ready
     time_to_scale_in_s: float | None  # from the end of load to replicas and nodes at start level
     replica_minutes: float
     node_minutes: float
@@ -31,6 +32,7 @@ class TimelineSummary:
     slo_violation_seconds: float
     slo_ms: float
     failures: int | None = None  # None: no real load measured failures
+    node_autoscaler: str | None = None  # what scaled the nodes (from run.json); None: unknown
 
     def metrics(self) -> list[tuple[str, str]]:
         """(name, value as text) pairs: what `lines`, `markdown` and `compare` show."""
@@ -38,10 +40,15 @@ class TimelineSummary:
         def seconds(value: float | None, after: str) -> str:
             return "never" if value is None else f"{value:.0f} s {after}"
 
+        described = (
+            [] if self.node_autoscaler is None else [("node autoscaler", self.node_autoscaler)]
+        )
         return [
+            *described,
             ("max replicas ready", f"{self.max_replicas}"),
             ("max nodes ready", f"{self.max_nodes}"),
             ("first scale-out", seconds(self.time_to_first_scale_out_s, "after load began")),
+            ("first node added", seconds(self.time_to_first_node_s, "after load began")),
             ("back to minimum", seconds(self.time_to_scale_in_s, "after load ended")),
             ("replica-minutes", f"{self.replica_minutes:.1f}"),
             ("node-minutes", f"{self.node_minutes:.1f}"),
@@ -97,6 +104,7 @@ def summarize(
     scale_out = first_time_since(
         rows, first_load, lambda row: (row["replicas_desired"] or 0) > start_replicas
     )
+    first_node = first_time_since(rows, first_load, lambda row: row["nodes_ready"] > start_nodes)
     load_end = None
     if loaded:
         after = [row["t_seconds"] for row in rows if row["t_seconds"] > loaded[-1]]
@@ -123,6 +131,7 @@ def summarize(
         max_replicas=int(max(row["replicas_ready"] for row in rows)),
         max_nodes=int(max(row["nodes_ready"] for row in rows)),
         time_to_first_scale_out_s=None if scale_out is None else scale_out - first_load,
+        time_to_first_node_s=None if first_node is None else first_node - first_load,
         time_to_scale_in_s=None if back is None else back - load_end,
         replica_minutes=over_time(lambda row: row["replicas_ready"]) / 60,
         node_minutes=over_time(lambda row: row["nodes_ready"]) / 60,

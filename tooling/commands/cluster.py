@@ -36,10 +36,32 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     gke.add_argument("--project", default="", help="Google Cloud project id")
     gke.add_argument("--location", default="", help="zone (us-central1-a) or region")
     gke.add_argument("--machine-type", default="e2-standard-4")
-    gke.add_argument("--min-nodes", type=int, default=1, help="node pool minimum (1)")
-    gke.add_argument("--max-nodes", type=int, default=3, help="node pool maximum (3)")
+    pool = parser.add_argument_group("node pool (gke and rehearsal)")
+    pool.add_argument("--min-nodes", type=int, default=1, help="node pool minimum (1)")
+    pool.add_argument("--max-nodes", type=int, default=3, help="node pool maximum (3)")
+    add_node_autoscaling_arguments(pool)
     parser.add_argument(
         "--kubeconfig", type=Path, default=DEFAULT_KUBECONFIG, help="where the kubeconfig goes"
+    )
+
+
+def add_node_autoscaling_arguments(group: argparse._ArgumentGroup) -> None:
+    """How nodes are autoscaled: GKE's autoscaling profile; in the rehearsal, by what."""
+    from tooling.rehearsal.node_autoscalers import CHOICES
+    from tooling.rehearsal.profiles import AUTOSCALING_PROFILES
+
+    group.add_argument(
+        "--autoscaling-profile",
+        choices=AUTOSCALING_PROFILES,
+        default="balanced",
+        help="GKE's cluster autoscaling profile (balanced, GKE's default)",
+    )
+    group.add_argument(
+        "--node-autoscaler",
+        choices=CHOICES,
+        default="auto",
+        help="rehearsal: the real cluster-autoscaler (auto: where `make setup-rehearsal` "
+        "built it) or the stand-in",
     )
 
 
@@ -72,6 +94,7 @@ def gke_spec(args: argparse.Namespace) -> GkeClusterSpec:
         machine_type=args.machine_type,
         min_nodes=args.min_nodes,
         max_nodes=args.max_nodes,
+        autoscaling_profile=args.autoscaling_profile,
     )
 
 
@@ -102,18 +125,20 @@ def create_rehearsal(args: argparse.Namespace, name: str) -> Path:
     from kubernetes import client, config
 
     from tooling.rehearsal.cluster import create_cluster, delete_cluster
+    from tooling.rehearsal.node_autoscalers import NodePool, node_autoscaler
     from tooling.rehearsal.profiles import profile
-    from tooling.rehearsal.rehearse import node_pool
 
     try:
         timings = profile(args.profile)
+        pool = NodePool(args.min_nodes, args.max_nodes, args.autoscaling_profile)
         cluster = create_cluster(name, args.kubeconfig.parent, timings, say)
         core = client.CoreV1Api(config.new_client_from_config(str(cluster.kubeconfig)))
-        node_pool(core, timings, args.min_nodes, args.max_nodes).ensure_min_size()
+        nodes = node_autoscaler(args.node_autoscaler, core, name, cluster.kubeconfig, timings, pool)
+        nodes.start()
     except BaseException:  # Ctrl-C or a failure: leave no process or port behind
         delete_cluster(name)
         raise
-    say(f"cluster: ✓ {name} with {args.min_nodes} e2-standard-4 node(s)")
+    say(f"cluster: ✓ {name} with {args.min_nodes} e2-standard-4 node(s); nodes: {nodes.name}")
     return cluster.kubeconfig
 
 

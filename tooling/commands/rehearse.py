@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from tooling.commands.cluster import add_node_autoscaling_arguments
 from tooling.loadgen.load_shapes import SHAPE_NAMES
 
 
@@ -36,8 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="resnet-serving values file(s) (default: the lab's, ci/lab-values.yaml)",
     )
     parser.add_argument("--name", default="resnet-rehearsal", help="cluster name")
-    parser.add_argument("--min-nodes", type=int, default=1)
-    parser.add_argument("--max-nodes", type=int, default=3)
+    pool = parser.add_argument_group("node pool")
+    pool.add_argument("--min-nodes", type=int, default=1, help="node pool minimum (1)")
+    pool.add_argument("--max-nodes", type=int, default=3, help="node pool maximum (3)")
+    add_node_autoscaling_arguments(pool)
     parser.add_argument(
         "--report",
         "--run-dir",
@@ -56,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from tooling.loadgen.load_shapes import shape_from_spec
+    from tooling.rehearsal.node_autoscalers import NodePool
     from tooling.rehearsal.profiles import profile
     from tooling.rehearsal.rehearse import RehearsalSpec, rehearse
 
@@ -70,8 +74,8 @@ def handle(args: argparse.Namespace) -> int:
         run_dir=run_dir,
         profile=chosen,
         shape=shape,
-        min_nodes=args.min_nodes,
-        max_nodes=args.max_nodes,
+        pool=NodePool(args.min_nodes, args.max_nodes, args.autoscaling_profile),
+        node_autoscaler=args.node_autoscaler,
         cluster_name=args.name,
         keep_cluster=args.keep_cluster,
     )

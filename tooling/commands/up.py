@@ -76,6 +76,8 @@ def rehearse_instead(args: argparse.Namespace) -> int:
         values=args.values,
         min_nodes=args.min_nodes,
         max_nodes=args.max_nodes,
+        autoscaling_profile=args.autoscaling_profile,
+        node_autoscaler=args.node_autoscaler,
         name=args.name or "resnet-rehearsal",
         run_dir=args.report,
         keep_cluster=not args.down,

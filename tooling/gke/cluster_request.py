@@ -2,8 +2,10 @@
 
 The lab's shape: e2-standard-4 nodes, node-pool autoscaling 1-3, plus Workload Identity on the
 cluster (pool PROJECT.svc.id.goog) and on the node pool (GKE_METADATA), so the model-fetch init
-container reads the bucket with no key files. In a region (us-central1) rather than a zone
-(us-central1-a), GKE applies the node counts per zone.
+container reads the bucket with no key files. The cluster autoscaler's profile is GKE's
+`balanced` (its default) or `optimize-utilization` (ClusterAutoscaling.autoscaling_profile).
+In a region (us-central1) rather than a zone (us-central1-a), GKE applies the node counts per
+zone.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from google.cloud import container_v1
 NAME_PATTERN = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
 ZONE_PATTERN = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+AUTOSCALING_PROFILES = {
+    "balanced": container_v1.ClusterAutoscaling.AutoscalingProfile.BALANCED,
+    "optimize-utilization": container_v1.ClusterAutoscaling.AutoscalingProfile.OPTIMIZE_UTILIZATION,
+}
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,7 @@ class GkeClusterSpec:
     max_nodes: int = 3
     node_pool: str = "default-pool"
     disk_size_gb: int = 100
+    autoscaling_profile: str = "balanced"
 
     def __post_init__(self) -> None:
         if not self.project:
@@ -43,6 +50,11 @@ class GkeClusterSpec:
             raise ValueError(
                 f"--min-nodes {self.min_nodes} / --max-nodes {self.max_nodes}: "
                 "need 0 ≤ min ≤ max and max ≥ 1"
+            )
+        if self.autoscaling_profile not in AUTOSCALING_PROFILES:
+            raise ValueError(
+                f"--autoscaling-profile {self.autoscaling_profile!r}: use one of "
+                f"{', '.join(AUTOSCALING_PROFILES)}"
             )
 
     @property
@@ -89,6 +101,9 @@ def cluster_request(spec: GkeClusterSpec) -> container_v1.Cluster:
         name=spec.name,
         description="resnet-serving: TF Serving ResNet101 with HPA and node-pool autoscaling",
         node_pools=[node_pool],
+        autoscaling=container_v1.ClusterAutoscaling(
+            autoscaling_profile=AUTOSCALING_PROFILES[spec.autoscaling_profile]
+        ),
         workload_identity_config=container_v1.WorkloadIdentityConfig(
             workload_pool=spec.workload_pool
         ),

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from tooling import paths
+from tooling.rehearsal import components
 from tooling.rehearsal.profiles import Profile
 
 COMPONENT_BINARIES = {
@@ -28,6 +29,11 @@ COMPONENT_BINARIES = {
     "--metrics-server-binary": "metrics-server",
 }
 NODE_GROUP_LABEL = "resnet-serving.dev/node-group"
+# A Go duration ("200s") on a Node: kwok keeps the node NotReady that long after it appears (a
+# new VM's boot and registration); nodes without it are Ready at once.
+NODE_BOOT_ANNOTATION = "resnet-serving.dev/boot-duration"
+# Processes the rehearsal runs beside kwokctl's (tooling.rehearsal.components), stopped on delete.
+EXTRA_COMPONENTS = ("cluster-autoscaler",)
 # e2-standard-4 as GKE reports it: 4 vCPU / 16 GB capacity, ~3.92 CPU / ~13 GiB allocatable.
 E2_STANDARD_4 = {
     "capacity": {"cpu": "4", "memory": "16395412Ki", "pods": "110"},
@@ -78,12 +84,20 @@ def kwokctl_configuration(profile: Profile) -> str:
 
 def stages(profile: Profile) -> list[dict]:
     """kwok's default node and pod Stages, with the profile's pod start delay on pod-ready
-    (the time a real replica spends fetching, loading and warming up the model)."""
+    (the time a real replica spends fetching, loading and warming up the model) and a node's
+    boot time, from its NODE_BOOT_ANNOTATION, on node-initialize (none without it)."""
     folder = paths.tools_bin().parent / "kwok-stages"
     loaded = [yaml.safe_load(path.read_text()) for path in sorted(folder.glob("*.yaml"))]
     for stage in loaded:
         if stage["metadata"]["name"] == "pod-ready":
             stage["spec"]["delay"] = {"durationMilliseconds": int(profile.pod_start_seconds * 1000)}
+        if stage["metadata"]["name"] == "node-initialize":
+            stage["spec"]["delay"] = {
+                "durationMilliseconds": 0,  # kwok falls back to it when the annotation is absent
+                "durationFrom": {
+                    "expressionFrom": f'.metadata.annotations["{NODE_BOOT_ANNOTATION}"]'
+                },
+            }
     return loaded
 
 
@@ -133,6 +147,8 @@ def create_cluster(
 
 def delete_cluster(name: str) -> None:
     """Stops every component process and removes the cluster's files (no kwokctl: no cluster)."""
+    for component in EXTRA_COMPONENTS:
+        components.stop(name, component)
     if "kwokctl" not in missing_binaries():
         kwokctl("delete", "cluster", f"--name={name}", check=False)
 

@@ -2,28 +2,29 @@
 
 The rehearsal target: kwok's control plane (real apiserver, controller-manager with the real
 HPA controller, scheduler, metrics-server) with a node pool of simulated e2-standard-4 nodes at
-its min size, the rehearsal's node-group controller adding and removing nodes, and the load
-model standing in for Locust (pods run no containers here). The story itself — install, load,
+its min size, the real Cluster Autoscaler (or, where it is not built, the rehearsal's stand-in)
+adding and removing nodes, and the load model standing in for Locust (pods run no containers
+here). The story itself — install, load,
 record, scale back in — is the one every cluster runs (tooling.runs.story).
 """
 
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubernetes import client, config
 
 from tooling import calibration, releases
 from tooling.loadgen.load_shapes import Shape
+from tooling.rehearsal import cluster_autoscaler, components
 from tooling.rehearsal.cluster import E2_STANDARD_4, create_cluster, delete_cluster
 from tooling.rehearsal.load_driver import LoadDriver, cores_per_pod
-from tooling.rehearsal.node_group_controller import RehearsalNodeGroupController
-from tooling.rehearsal.node_group_rules import GroupRules, Resources
+from tooling.rehearsal.node_autoscalers import NodePool, node_autoscaler
 from tooling.rehearsal.profiles import Profile
-from tooling.rehearsal.quantities import cpu_cores, memory_bytes
 from tooling.runs.story import (
     LAB_VALUES,
     SERVER_NAME,
@@ -52,8 +53,8 @@ class RehearsalSpec:
     profile: Profile
     shape: Shape
     values_files: tuple[Path, ...] = (LAB_VALUES,)
-    min_nodes: int = 1
-    max_nodes: int = 3
+    pool: NodePool = field(default_factory=NodePool)
+    node_autoscaler: str = "auto"  # auto, cluster-autoscaler or stand-in
     cluster_name: str = "resnet-rehearsal"
     scale_in_timeout: float | None = None  # seconds after load stops; default from the profile
     keep_cluster: bool = False
@@ -62,10 +63,11 @@ class RehearsalSpec:
 def scale_in_timeout(spec: RehearsalSpec) -> float:
     """Enough for the HPA's stabilization and the node group's scale-down of every node."""
     profile = spec.profile
+    scale_down = profile.scale_down(spec.pool.autoscaling_profile)
     return spec.scale_in_timeout or (
         profile.hpa_downscale_stabilization_seconds
-        + profile.scale_down_delay_after_add_seconds
-        + profile.scale_down_unneeded_seconds * spec.max_nodes
+        + scale_down.delay_after_add_seconds
+        + scale_down.unneeded_seconds * spec.pool.max_nodes
         + 10 * profile.scan_interval_seconds
         + 60
     )
@@ -91,55 +93,51 @@ def simulated_load(spec: RehearsalSpec, context: StoryContext) -> LoadDriver:
     )
 
 
-def node_pool(
-    core: client.CoreV1Api, profile: Profile, min_nodes: int, max_nodes: int
-) -> RehearsalNodeGroupController:
-    """The e2-standard-4 node group and its controller, with the profile's timings."""
-    allocatable = E2_STANDARD_4["allocatable"]
-    rules = GroupRules(
-        min_size=min_nodes,
-        max_size=max_nodes,
-        template=Resources(cpu_cores(allocatable["cpu"]), memory_bytes(allocatable["memory"])),
-        unneeded_seconds=profile.scale_down_unneeded_seconds,
-        delay_after_add_seconds=profile.scale_down_delay_after_add_seconds,
-    )
-    return RehearsalNodeGroupController(
-        core, "pool", rules, profile.scan_interval_seconds, profile.node_provisioning_seconds
-    )
-
-
 @contextlib.contextmanager
 def rehearsal_target(
     spec: RehearsalSpec, say: Callable[[str], None] = print
 ) -> Iterator[StoryTarget]:
     """A running rehearsal cluster as a story target; deleted afterwards unless kept."""
-    profile = spec.profile
+    profile, pool = spec.profile, spec.pool
     try:  # Ctrl-C or a failure while the cluster starts cleans up too
         cluster = create_cluster(spec.cluster_name, spec.run_dir / "cluster", profile, say)
         core = client.CoreV1Api(config.new_client_from_config(str(cluster.kubeconfig)))
-        nodes = node_pool(core, profile, spec.min_nodes, spec.max_nodes)
-        nodes.ensure_min_size()
+        nodes = node_autoscaler(
+            spec.node_autoscaler, core, cluster.name, cluster.kubeconfig, profile, pool
+        )
+        nodes.start()
         say(
-            f"rehearsal: ✓ control plane up; e2-standard-4 pool at {spec.min_nodes} "
-            f"(max {spec.max_nodes})"
+            f"rehearsal: ✓ control plane up; e2-standard-4 pool at {pool.min_nodes} "
+            f"(max {pool.max_nodes}); node autoscaler: {nodes.name} "
+            f"({pool.autoscaling_profile})"
         )
         yield StoryTarget(
             provider="rehearsal",
             kubeconfig=cluster.kubeconfig,
             start_load=lambda context: simulated_load(spec, context),
-            node_autoscaling=True,
+            node_autoscaler=f"{nodes.name}, {pool.autoscaling_profile}",
             ready_timeout=300,
             scale_in_timeout=scale_in_timeout(spec),
             sample_seconds=profile.sample_seconds,
             server_values=(
                 {"model": {"source": {"uri": REHEARSAL_MODEL_URI, "existingClaim": ""}}},
             ),
-            settled=lambda: not nodes.provisioning,
+            settled=nodes.settled,
             background=(nodes.run,),
+            collect=lambda run_dir: keep_autoscaler_log(spec.cluster_name, run_dir),
         )
     finally:
         if not spec.keep_cluster:
             delete_cluster(spec.cluster_name)
+
+
+def keep_autoscaler_log(cluster_name: str, run_dir: Path) -> None:
+    """The real autoscaler's log goes into the run directory (the cluster's folder does not
+    outlive the cluster)."""
+    log = components.log_file(cluster_name, cluster_autoscaler.BINARY)
+    if log.is_file():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, run_dir / log.name)
 
 
 def rehearse(spec: RehearsalSpec, say: Callable[[str], None] = print) -> StoryResult:

@@ -3,10 +3,12 @@ summary.txt); `compare`: several runs side by side → compare.md and compare.pn
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 from tooling.report.timeline_plot import plot_comparison, plot_timeline, read_events, save
+from tooling.runs.run_info import node_autoscaler_text, read_run_info
 from tooling.timeline_summary import DEFAULT_SLO_MS, TimelineSummary, read_timeline, summarize
 
 
@@ -27,9 +29,16 @@ def read_run(run_dir: Path) -> list[dict[str, float | None]]:
     return read_timeline(timeline)
 
 
+def run_summary(run_dir: Path, slo_ms: float = DEFAULT_SLO_MS) -> TimelineSummary:
+    """The run's timeline summed up, naming its node autoscaler (from run.json)."""
+    summary = summarize(read_run(run_dir), slo_ms)
+    autoscaler = node_autoscaler_text(read_run_info(run_dir))
+    return dataclasses.replace(summary, node_autoscaler=autoscaler)
+
+
 def write_report(run_dir: Path, slo_ms: float = DEFAULT_SLO_MS) -> Report:
     rows = read_run(run_dir)
-    summary = summarize(rows, slo_ms)
+    summary = run_summary(run_dir, slo_ms)
     picture = save(
         plot_timeline(rows, read_events(run_dir / "events.csv"), run_dir.name, slo_ms),
         run_dir / "timeline.png",
@@ -61,8 +70,11 @@ def compare_runs(
     names = [run_dir.name for run_dir in run_dirs]
     if len(set(names)) != len(names):
         names = [str(run_dir) for run_dir in run_dirs]
-    runs = {name: read_run(run_dir) for name, run_dir in zip(names, run_dirs, strict=True)}
-    table = comparison_table({name: summarize(rows, slo_ms) for name, rows in runs.items()})
+    named = dict(zip(names, run_dirs, strict=True))
+    runs = {name: read_run(run_dir) for name, run_dir in named.items()}
+    table = comparison_table(
+        {name: run_summary(run_dir, slo_ms) for name, run_dir in named.items()}
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     picture = save(plot_comparison(runs), out_dir / "compare.png")
     (out_dir / "compare.md").write_text(f"# runs compared\n\n{table}\n![runs](compare.png)\n")

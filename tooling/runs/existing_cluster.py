@@ -15,7 +15,7 @@ from tooling.runs.story import StoryTarget
 # After the load: HPA downscale stabilization (5 min) plus, on GKE, the cluster autoscaler's
 # scale-down-unneeded time (10 min) for each node to go, one after another, plus slack.
 SCALE_IN_TIMEOUTS = {"kind": 600.0, "gke": 2400.0}
-NODE_AUTOSCALING = {"kind": False, "gke": True}
+NODE_AUTOSCALERS = {"kind": None, "gke": "GKE's cluster autoscaler"}
 READY_TIMEOUT_SECONDS = 900.0  # image pull + model download + load + warmup
 SAMPLE_SECONDS = 5.0
 
@@ -41,7 +41,7 @@ def existing_cluster_target(
         provider=provider,
         kubeconfig=kubeconfig,
         start_load=lambda context: start_locust_load(context, load, say),
-        node_autoscaling=NODE_AUTOSCALING[provider],
+        node_autoscaler=NODE_AUTOSCALERS[provider],
         ready_timeout=READY_TIMEOUT_SECONDS,
         scale_in_timeout=scale_in_timeout or SCALE_IN_TIMEOUTS[provider],
         sample_seconds=SAMPLE_SECONDS,

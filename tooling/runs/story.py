@@ -22,6 +22,7 @@ from kubernetes import client, config
 
 from tooling import paths, releases
 from tooling.report.run_report import write_report
+from tooling.runs.run_info import NODE_AUTOSCALER, write_run_info
 from tooling.runs.timeline import LoadSource, TimelineRecorder
 from tooling.timeline_summary import TimelineSummary
 
@@ -51,13 +52,18 @@ class StoryTarget:
     provider: str  # rehearsal, kind or gke
     kubeconfig: Path
     start_load: Callable[[StoryContext], LoadSource]
-    node_autoscaling: bool  # is there a cluster autoscaler (the rehearsal's, GKE's)?
+    node_autoscaler: str | None  # what scales the nodes (named in the report); None: nothing
     ready_timeout: float  # first replica Ready: model fetch and load included
     scale_in_timeout: float  # after the load ends
     sample_seconds: float
     server_values: tuple[dict, ...] = ()  # applied after the user's values files
     settled: Callable[[], bool] = lambda: True  # e.g. no node still being provisioned
     background: tuple[Callable[[threading.Event], None], ...] = ()
+    collect: Callable[[Path], None] = lambda run_dir: None  # e.g. logs into the run directory
+
+    @property
+    def node_autoscaling(self) -> bool:
+        return self.node_autoscaler is not None
 
 
 @dataclass(frozen=True)
@@ -127,16 +133,61 @@ def wait_until_serving(target: StoryTarget, api: client.ApiClient) -> None:
     wait_for(pod_metrics_served, METRICS_TIMEOUT_SECONDS, "metrics-server to serve its metrics")
 
 
+class BackgroundLoops:
+    """The run's background loops, each in a thread; one that fails stops the run with its
+    reason (`check`)."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.failure: str | None = None
+
+    def start(self, loop: Callable[[threading.Event], None]) -> None:
+        def guarded() -> None:
+            try:
+                loop(self.stop)
+            except Exception as error:
+                self.failure = f"{getattr(loop, '__qualname__', loop)} failed: {error}"
+                self.stop.set()
+
+        thread = threading.Thread(target=guarded, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def check(self) -> None:
+        if self.failure:
+            raise RuntimeError(self.failure)
+
+    def wait(self, event: threading.Event) -> None:
+        """Until `event` is set; raises if a loop fails first."""
+        while not event.wait(1.0):
+            self.check()
+
+    def join(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+
+def run_info(target: StoryTarget, spec: StorySpec) -> dict[str, object]:
+    return {
+        "provider": target.provider,
+        NODE_AUTOSCALER: target.node_autoscaler,
+        "values_files": [str(path) for path in spec.values_files],
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
 def run_story(
     target: StoryTarget, spec: StorySpec, say: Callable[[str], None] = print
 ) -> StoryResult:
     """Installs, loads, records until scaled back in; writes the run directory."""
     spec.run_dir.mkdir(parents=True, exist_ok=True)
+    write_run_info(spec.run_dir, run_info(target, spec))
     api = config.new_client_from_config(str(target.kubeconfig))
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     autoscaling = client.AutoscalingV2Api(api)
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
+    loops = BackgroundLoops()
     recorder: TimelineRecorder | None = None
     scaled_in = False
     try:
@@ -159,18 +210,16 @@ def run_story(
             target.sample_seconds,
         )
         for loop in (*target.background, load.run, recorder.run):
-            thread = threading.Thread(target=loop, args=(stop,), daemon=True)
-            thread.start()
-            threads.append(thread)
+            loops.start(loop)
         say(f"{target.provider}: load running; recording {spec.run_dir / 'timeline.csv'} …")
-        load.finished.wait()
+        loops.wait(load.finished)
         say(f"{target.provider}: load ended; waiting for replicas and nodes to come back down …")
-        scaled_in = wait_for_scale_in(target, autoscaling, recorder)
+        scaled_in = wait_for_scale_in(target, autoscaling, recorder, loops)
         time.sleep(2 * target.sample_seconds)
+        loops.check()
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
+        loops.join()
+        target.collect(spec.run_dir)
         if recorder is not None:  # what was recorded survives a failed run too
             timeline, events = recorder.write()
     report = write_report(spec.run_dir)
@@ -181,13 +230,17 @@ def run_story(
 
 
 def wait_for_scale_in(
-    target: StoryTarget, autoscaling: client.AutoscalingV2Api, recorder: TimelineRecorder
+    target: StoryTarget,
+    autoscaling: client.AutoscalingV2Api,
+    recorder: TimelineRecorder,
+    loops: BackgroundLoops,
 ) -> bool:
     """True once replicas are at minReplicas and nodes at their starting count."""
     hpa = autoscaling.read_namespaced_horizontal_pod_autoscaler(SERVER_NAME, APP_NAMESPACE)
     min_replicas = hpa.spec.min_replicas or 1
 
     def back_down() -> bool:
+        loops.check()
         if not recorder.rows:
             return False
         first, last = recorder.rows[0], recorder.rows[-1]

@@ -1,0 +1,30 @@
+"""run.json: what a run was (cluster, node autoscaler, values files), beside its timeline, so a
+report never hides which node autoscaler made the numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RUN_INFO = "run.json"
+NODE_AUTOSCALER = "node_autoscaler"
+
+
+def write_run_info(run_dir: Path, info: dict[str, object]) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / RUN_INFO
+    path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_run_info(run_dir: Path) -> dict[str, object]:
+    """The run's run.json, or {} for a run made before it existed (or by `watch`)."""
+    path = run_dir / RUN_INFO
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def node_autoscaler_text(info: dict[str, object]) -> str:
+    """How the summary names the node autoscaler ("none" where the cluster has none)."""
+    if NODE_AUTOSCALER not in info:
+        return "not recorded"
+    return str(info[NODE_AUTOSCALER] or "none")
