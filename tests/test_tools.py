@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 from tooling import helm, paths
@@ -35,3 +36,51 @@ def test_kubeconform_and_ct_are_the_pinned_versions():
     pinned = paths.pinned_versions()
     assert output_of(str(paths.tool("kubeconform")), "-v").strip() == pinned["KUBECONFORM_VERSION"]
     assert pinned["CHART_TESTING_VERSION"] in output_of(str(paths.tool("ct")), "version")
+
+
+def install_cluster_autoscaler(tmp_path, **environment: str) -> subprocess.CompletedProcess:
+    """hack/install-cluster-autoscaler.sh with its own cache and tools folders, and no module
+    proxy (an empty module cache, GOPROXY=off): only the git repositories can give sources."""
+    env = {
+        **os.environ,
+        "GOPROXY": "off",
+        "GOMODCACHE": str(tmp_path / "gomodcache"),
+        "RESNET_SERVING_CACHE": str(tmp_path / "cache"),
+        "RESNET_SERVING_TOOLS": str(tmp_path / "bin"),
+        "RESNET_SERVING_CLUSTER_AUTOSCALER_GIT": "",
+        "RESNET_SERVING_AUTOSCALER_GIT": "",
+        **environment,
+    }
+    script = paths.REPO_ROOT / "hack" / "install-cluster-autoscaler.sh"
+    return subprocess.run(
+        ["bash", str(script)], env=env, capture_output=True, text=True, check=True, timeout=120
+    )
+
+
+def test_without_the_autoscalers_source_setup_says_the_stand_in_will_run(tmp_path):
+    empty_repo = tmp_path / "not-the-autoscaler"
+    subprocess.run(["git", "init", "-q", str(empty_repo)], check=True)
+    for environment in (
+        {},  # nothing named
+        {  # repositories named, but without the pinned commits
+            "RESNET_SERVING_CLUSTER_AUTOSCALER_GIT": str(empty_repo),
+            "RESNET_SERVING_AUTOSCALER_GIT": str(empty_repo),
+        },
+    ):
+        result = install_cluster_autoscaler(tmp_path, **environment)
+        lines = [line for line in result.stdout.splitlines() if "cluster-autoscaler" in line]
+        assert len(lines) == 1
+        assert "the rehearsal will use its stand-in" in lines[0]
+        assert "RESNET_SERVING_CLUSTER_AUTOSCALER_GIT" in lines[0]
+        assert not (tmp_path / "bin" / "cluster-autoscaler").exists()
+
+
+def test_a_cached_autoscaler_is_linked_without_its_source(tmp_path):
+    version = paths.pinned_versions()["CLUSTER_AUTOSCALER_COMMIT"][:12]
+    cached = tmp_path / "cache" / "tools" / f"cluster-autoscaler-{version}" / "cluster-autoscaler"
+    cached.parent.mkdir(parents=True)
+    cached.write_text("#!/bin/sh\n")
+    cached.chmod(0o755)
+    result = install_cluster_autoscaler(tmp_path)
+    assert "stand-in" not in result.stdout
+    assert (tmp_path / "bin" / "cluster-autoscaler").resolve() == cached
