@@ -66,3 +66,24 @@ def test_bad_load_options_say_what_to_use(tmp_path, capsys):
     with pytest.raises(ValueError, match="20s, 5m"):
         seconds_of("ten minutes")
     assert seconds_of("1h2m3s") == 3723
+
+
+def test_run_time_bounds_a_shape(local_server, tmp_path):
+    """The step shape lasts 11 steps of 60 s; --run-time 12s must end it after 12 s (a shape used to
+    ignore the run time, and the run ended in a traceback minutes later)."""
+    report = tmp_path / "report"
+    result = run_load(
+        LoadRunSpec(
+            host=local_server.rest,
+            report_dir=report,
+            shape="step",
+            workers=1,
+            run_time="12s",
+            environment={"STEP_SECONDS": "60"},
+        ),
+        say=lambda line: None,
+    )
+    assert result.exit_code == 0 and result.requests > 0
+    with open(report / "locust_stats_history.csv", newline="") as handle:
+        stamps = [int(row["Timestamp"]) for row in csv.DictReader(handle)]
+    assert stamps[-1] - stamps[0] <= 12 + 5  # the shape stopped at the run time, not at 660 s

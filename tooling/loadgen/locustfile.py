@@ -183,11 +183,17 @@ class GrpcPredictUser(User):
 if os.environ.get("LOAD_SHAPE"):
 
     class SelectedShape(LoadTestShape):
-        """The shape named by LOAD_SHAPE; the run ends when the shape does."""
+        """The shape named by LOAD_SHAPE; the run ends when the shape does, or at --run-time
+        (Locust does not stop a shape at its run time by itself)."""
 
         schedule = load_shapes.shape_from_spec(os.environ["LOAD_SHAPE"])
         spawn_rate = float(os.environ.get("SPAWN_RATE", "2"))
 
         def tick(self) -> tuple[int, float] | None:
-            users = self.schedule.users_at(self.get_run_time())
+            elapsed = self.get_run_time()
+            options = getattr(self.runner.environment, "parsed_options", None)
+            run_time = getattr(options, "run_time", None)  # seconds, parsed by Locust
+            if run_time and elapsed >= run_time:
+                return None
+            users = self.schedule.users_at(elapsed)
             return None if users is None else (users, self.spawn_rate)

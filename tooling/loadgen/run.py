@@ -17,10 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tooling.errors import UserError
 from tooling.loadgen import LOCUSTFILE
 from tooling.loadgen.live_stats import LiveStats, read_from_url
 
 PROGRESS_SECONDS = 5.0
+OVERRUN_SECONDS = 120  # after --run-time, for the master to stop its workers and write results
 
 
 @dataclass(frozen=True)
@@ -146,13 +148,16 @@ def run_load(spec: LoadRunSpec, say: Callable[[str], None] = print) -> LoadRunRe
         for _ in range(spec.workers)
     ]
     started = time.monotonic()
-    deadline = started + seconds_of(spec.run_time) + 120
+    deadline = started + seconds_of(spec.run_time) + OVERRUN_SECONDS
     live: list[LiveStats] = []
     next_progress = started + PROGRESS_SECONDS
     try:
         while master.poll() is None:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"Locust did not finish; see {spec.report_dir / 'locust.log'}")
+                raise UserError(
+                    f"Locust did not finish within --run-time {spec.run_time} and "
+                    f"{OVERRUN_SECONDS} s more; its log: {spec.report_dir / 'locust.log'}"
+                )
             if time.monotonic() >= next_progress:
                 next_progress += PROGRESS_SECONDS
                 try:

@@ -61,10 +61,13 @@ def pool_node(name: str, group: str) -> dict:
 
 def template_node(group: str, min_nodes: int, max_nodes: int, boot_seconds: float) -> dict:
     """The group's template: an e2-standard-4 Node with the group's sizes and boot time. A new
-    node carries the not-ready taint a kubelet registers with (the node controller removes it
-    once the node is Ready), so no pod lands on a node still booting."""
+    node registers as a kubelet does, Ready=False with the not-ready taint (the node controller
+    removes the taint once kwok makes it Ready), so no pod lands on a node still booting."""
     node = node_manifest(f"{group}-template", group)
     node["spec"]["taints"] = [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]
+    node["status"]["conditions"] = [
+        {"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": "booting"}
+    ]
     annotations = node["metadata"]["annotations"]
     annotations[NODE_BOOT_ANNOTATION] = f"{boot_seconds:g}s"
     for size, value in (("min", min_nodes), ("max", max_nodes), ("desired", min_nodes)):
