@@ -18,7 +18,7 @@ test: setup-rehearsal lint  ## the default suite: lint, charts, model, serving, 
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 demo: setup-rehearsal  ## the main job: the local rehearsal (fast profile); see `resnet-serving rehearse --help`
-	.venv/bin/resnet-serving demo
+	.venv/bin/resnet-serving rehearse
 
 bench: setup  ## P1-P3 (bench/README.md); ratios measured in one run, not tests
 	.venv/bin/python bench/serving_ratio.py

@@ -6,9 +6,10 @@ import functools
 from collections.abc import Iterator
 from pathlib import Path
 
+import helm_cli as helm
 import pytest
 
-from tooling import helm, paths
+from tooling import paths
 from tooling.serving import process
 
 RESNET_CHART = paths.CHARTS_DIR / "resnet-serving"

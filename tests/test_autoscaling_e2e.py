@@ -29,15 +29,16 @@ import pytest
 from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
 
 from tooling.loadgen.load_shapes import StepShape
+from tooling.names import APP_NAMESPACE, SERVER_NAME
 from tooling.rehearsal import cluster_autoscaler
 from tooling.rehearsal.cluster import missing_binaries
 from tooling.rehearsal.node_autoscalers import NOT_BUILT
 from tooling.rehearsal.profiles import profile
 from tooling.rehearsal.rehearse import RehearsalSpec, rehearsal_target
+from tooling.report.summary import read_timeline
 from tooling.runs.existing_cluster import existing_cluster_target
 from tooling.runs.locust_load import LocustSettings
-from tooling.runs.story import APP_NAMESPACE, SERVER_NAME, StorySpec, run_story
-from tooling.timeline_summary import read_timeline
+from tooling.runs.story import StorySpec, run_story
 
 E2E_KUBECONFIG = "RESNET_SERVING_E2E_KUBECONFIG"
 E2E_PROVIDER = "RESNET_SERVING_E2E_PROVIDER"

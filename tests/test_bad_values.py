@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import helm_cli as helm
 import pytest
 import yaml
 from conftest import LOCUST_CHART, RESNET_CHART, deep_merge
-
-from tooling import helm
 
 GCS = {"model": {"source": {"uri": "gs://bucket/resnet_101"}}}
 HOST = {"loadtest": {"host": "http://resnet-serving:8501"}}

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 
+import helm_cli as helm
 import pytest
 from conftest import case_id, ci_cases
 
-from tooling import helm, paths
+from tooling import paths
 
 
 @pytest.mark.parametrize("case", ci_cases(), ids=case_id)

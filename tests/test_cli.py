@@ -9,7 +9,7 @@ from tooling import cli
 
 def test_unknown_profile_lists_the_known_ones(capsys):
     assert cli.run(["rehearse", "--profile", "slow"]) == 2
-    assert "use one of: lab, fast" in capsys.readouterr().err
+    assert "invalid choice: 'slow' (choose from 'lab', 'fast')" in capsys.readouterr().err
 
 
 def test_missing_rehearsal_binaries_name_the_make_target(tmp_path, monkeypatch, capsys):

@@ -165,7 +165,7 @@ def test_credentials_use_the_gke_auth_plugin_and_keep_other_entries(gke, tmp_pat
 )
 def test_bad_cluster_options_say_which(fields, named):
     values = {"project": "p", "location": "us-central1-a", **fields}
-    with pytest.raises(ValueError, match=named.replace("(", r"\(")):
+    with pytest.raises(UserError, match=named.replace("(", r"\(")):
         GkeClusterSpec(**values)
 
 
@@ -233,7 +233,7 @@ def test_dry_run_prints_exactly_the_cluster_that_create_sends(
 
 
 def test_an_unknown_autoscaling_profile_is_refused_naming_the_choices():
-    with pytest.raises(ValueError, match="balanced, optimize-utilization"):
+    with pytest.raises(UserError, match="balanced, optimize-utilization"):
         GkeClusterSpec(project="p", location="us-central1-a", autoscaling_profile="eager")
 
 

@@ -22,11 +22,12 @@ import pytest
 from kubernetes import client, config
 
 from tooling.loadgen.run import LoadRunSpec, free_port, run_load
+from tooling.names import MASTER_NAME, SELECTOR
 from tooling.rehearsal.cluster import create_cluster, delete_cluster, missing_binaries
 from tooling.rehearsal.profiles import profile
-from tooling.runs.locust_load import MASTER_NAME, LocustLoad
+from tooling.runs.locust_load import LocustLoad
 from tooling.runs.server_metrics import read_server_counters
-from tooling.runs.story import SELECTOR, wait_for
+from tooling.runs.story import wait_for
 from tooling.runs.timeline import pod_is_ready
 
 MISSING = missing_binaries()
@@ -42,7 +43,9 @@ PHOTO = Path(__file__).parents[1] / "tooling" / "data" / "images" / "chelsea.jpg
 def core_and_batch(tmp_path_factory):
     name = f"resnet-proxy-{os.getpid()}"
     try:
-        cluster = create_cluster(name, tmp_path_factory.mktemp("cluster"), profile("fast"), print)
+        cluster = create_cluster(
+            name, tmp_path_factory.mktemp("cluster") / "kubeconfig", profile("fast"), print
+        )
         api = config.new_client_from_config(str(cluster.kubeconfig))
         core = client.CoreV1Api(api)
         wait_for(  # pods need the namespace's default ServiceAccount, made by a controller

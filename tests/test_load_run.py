@@ -8,6 +8,7 @@ import itertools
 import pytest
 
 from tooling import cli
+from tooling.errors import UserError
 from tooling.loadgen.run import LoadRunSpec, run_load, seconds_of
 
 
@@ -63,7 +64,7 @@ def test_bad_load_options_say_what_to_use(tmp_path, capsys):
         == 2
     )
     assert "step, ramp, spike, file:PATH" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="20s, 5m"):
+    with pytest.raises(UserError, match="20s, 5m"):
         seconds_of("ten minutes")
     assert seconds_of("1h2m3s") == 3723
 

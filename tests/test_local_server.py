@@ -21,7 +21,7 @@ from tensorflow_serving.apis import (
 )
 
 from tooling import paths
-from tooling.model.export import TOP_K
+from tooling.model.signatures import TOP_K
 
 PHOTOS = sorted(paths.IMAGES_DIR.glob("*.jpg"))
 MODEL = "image_classifier"

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import base64
 
+import helm_cli as helm
 import pytest
 import yaml
 from conftest import LOCUST_CHART, objects_of, one_of, render
+from pod_security import pod_spec_of, restricted_violations
 
-from tooling import helm, paths
+from tooling import paths
 from tooling.loadgen import LOAD_SHAPES_FILE, LOCUSTFILE
-from tooling.pod_security import pod_spec_of, restricted_violations
 
 CASES = helm.ci_values_files(LOCUST_CHART)
 IDS = [values.name.removesuffix("-values.yaml") for values in CASES]

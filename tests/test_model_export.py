@@ -12,14 +12,14 @@ import pytest
 import tensorflow as tf
 
 from tooling import paths
+from tooling.errors import UserError
 from tooling.model.export import (
-    SIGNATURE_INPUTS,
-    TOP_K,
     export_model,
     imagenet_labels,
     read_model_info,
 )
 from tooling.model.package import package, version_dirs
+from tooling.model.signatures import SIGNATURE_INPUTS, TOP_K
 from tooling.model.warmup import read_warmup_requests
 
 PHOTOS = sorted(paths.IMAGES_DIR.glob("*.jpg"))
@@ -145,12 +145,12 @@ def test_random_weights_are_recorded_not_hidden(exported_model):
 
 
 def test_export_refuses_to_overwrite_a_version(exported_model):
-    with pytest.raises(FileExistsError, match="--force"):
+    with pytest.raises(UserError, match="--force"):
         export_model(exported_model.parent, version=1, weights="random")
 
 
 def test_missing_weights_file_says_what_to_use(tmp_path):
-    with pytest.raises(FileNotFoundError, match="imagenet, random"):
+    with pytest.raises(UserError, match="imagenet, random"):
         export_model(tmp_path, weights=str(tmp_path / "missing.h5"))
 
 
@@ -161,5 +161,5 @@ def test_package_holds_the_version_directories(exported_model, tmp_path):
     with tarfile.open(tarball) as tar:
         names = set(tar.getnames())
     assert {"1/saved_model.pb", "1/variables/variables.index"} <= names
-    with pytest.raises(ValueError, match=r"\.tar\.gz"):
+    with pytest.raises(UserError, match=r"\.tar\.gz"):
         package(exported_model, tmp_path / "model.zip")

@@ -10,6 +10,7 @@ import time
 import pytest
 import yaml
 
+from tooling.errors import UserError
 from tooling.rehearsal import cluster_autoscaler, components
 from tooling.rehearsal.cluster import E2_STANDARD_4, NODE_BOOT_ANNOTATION, NODE_GROUP_LABEL
 from tooling.rehearsal.node_autoscalers import NodePool, node_autoscaler, stand_in
@@ -53,7 +54,7 @@ def test_optimize_utilization_scales_down_sooner_and_more_for_both_autoscalers(n
     assert flags["scale-down-utilization-threshold"] == f"{eager.utilization_threshold}"
     rules = stand_in(None, timings, NodePool(autoscaling_profile="optimize-utilization"))
     assert rules.controller.rules.utilization_threshold == eager.utilization_threshold
-    with pytest.raises(ValueError, match="balanced, optimize-utilization"):
+    with pytest.raises(UserError, match="balanced, optimize-utilization"):
         timings.scale_down("eager")
 
 
@@ -83,8 +84,6 @@ def test_the_pools_first_nodes_are_ones_the_autoscaler_counts():
 
 
 def test_asking_for_the_real_autoscaler_where_it_is_not_built_says_how(monkeypatch, tmp_path):
-    from tooling.errors import UserError
-
     monkeypatch.setenv("RESNET_SERVING_TOOLS", str(tmp_path))  # a tools folder without it
     fast = profile("fast")
     chosen = node_autoscaler("auto", None, "c", tmp_path / "kubeconfig", fast, NodePool())

@@ -5,8 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-
-from tooling.pod_security import restricted_violations
+from pod_security import restricted_violations
 
 COMPLIANT = {
     "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},

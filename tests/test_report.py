@@ -12,8 +12,8 @@ from matplotlib.axes import Axes
 
 from tooling import cli
 from tooling.report.run_report import compare_runs
+from tooling.report.summary import read_timeline, summarize
 from tooling.report.timeline_plot import pending_spans, plot_timeline, read_events
-from tooling.timeline_summary import read_timeline, summarize
 
 RECORDED = Path(__file__).parent / "data" / "rehearsal-run"
 
@@ -106,7 +106,7 @@ def test_summary_of_the_recorded_run_matches_hand_computed_values():
 
 
 # Worked out from tests/data/rehearsal-run/timeline.csv by tests/data/hand_summary.awk (awk, a
-# second and independent reading of the definitions in tooling/timeline_summary.py).
+# second and independent reading of the definitions in tooling/report/summary.py).
 HAND_COMPUTED = {
     "max_replicas": 3,
     "max_nodes": 3,

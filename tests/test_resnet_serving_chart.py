@@ -9,12 +9,13 @@ import base64
 import json
 import re
 
+import helm_cli as helm
 import pytest
 import yaml
 from conftest import RESNET_CHART, deep_merge, objects_of, one_of, render
+from pod_security import pod_spec_of, restricted_violations
 
-from tooling import helm, paths
-from tooling.pod_security import pod_spec_of, restricted_violations
+from tooling import paths
 
 CASES = helm.ci_values_files(RESNET_CHART)
 IDS = [values.name.removesuffix("-values.yaml") for values in CASES]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tooling.timeline_summary import read_timeline, summarize
+from tooling.errors import UserError
+from tooling.report.summary import read_timeline, summarize
 
 # t, users, rps, cpu%, desired, ready, pending, nodes, response_ms
 HEADER = (
@@ -59,5 +60,28 @@ def test_a_run_that_never_scales_says_never(rows):
 def test_no_replica_serving_counts_against_the_slo(rows):
     rows[2]["response_ms"] = None
     assert summarize(rows).slo_violation_seconds == 10
-    with pytest.raises(ValueError, match="no rows"):
+    with pytest.raises(UserError, match="no rows"):
         summarize([])
+
+
+def test_a_gap_in_the_api_is_counted_and_the_sums_hold_the_last_values(rows):
+    # the API server did not answer for the samples at 20 and 30 (their cluster cells blank)
+    for row in rows[2:4]:
+        for column in ("hpa_cpu_percent", "replicas_desired", "replicas_ready"):
+            row[column] = None
+        row["pods_pending"] = row["nodes_ready"] = None
+    summary = summarize(rows, slo_ms=1000)
+    assert summary.api_unreachable_seconds == 20  # rows at 20 and 30, 10 s each
+    # replicas held at 1 (the row at 10) through the gap: 1·10 + 1·10 + 1·10 + 1·10 + 2·20 + 1·20
+    assert summary.replica_minutes == pytest.approx(100 / 60)
+    assert summary.max_nodes == 2  # read again at 40
+    assert ("API server unreachable for", "20 s") in summary.metrics()
+    assert summary.hpa_blind_seconds == 0  # blank cells in a gap are not missing metrics
+
+
+def test_load_with_no_cpu_metrics_is_said(rows):
+    rows[2]["hpa_cpu_percent"] = None  # loaded, API answering, HPA without CPU utilization
+    summary = summarize(rows)
+    assert summary.hpa_blind_seconds == 10
+    assert ("HPA without CPU metrics for", "10 s") in summary.metrics()
+    assert not any("unreachable" in name for name, _ in summary.metrics())

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 
-from tooling import helm, paths
+import helm_cli as helm
+
+from tooling import paths
 
 
 def output_of(*command: str) -> str:

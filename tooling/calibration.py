@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tooling import paths
+from tooling.errors import UserError
 
 CALIBRATION_FILE = paths.DATA_DIR / "calibration.json"
 
@@ -98,5 +99,5 @@ def save(calibration: Calibration, path: Path = CALIBRATION_FILE) -> Path:
 def load(path: Path = CALIBRATION_FILE) -> Calibration:
     """The calibration the load model uses; `resnet-serving calibrate` writes it."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run `resnet-serving calibrate`")
+        raise UserError(f"{path} is missing: run `resnet-serving calibrate`")
     return Calibration(**json.loads(path.read_text()))

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from tooling.errors import UserError
+
 START_MARKER = "<!-- values-table-start -->"
 END_MARKER = "<!-- values-table-end -->"
 KEY_LINE = re.compile(r"^(?P<indent>\s*)(?P<key>[A-Za-z0-9_.-]+):(?:\s|$)")
@@ -98,7 +100,7 @@ def render_readme(chart: Path) -> str:
     """The chart's README.md with a freshly generated values table between the markers."""
     readme = (chart / "README.md").read_text()
     if START_MARKER not in readme or END_MARKER not in readme:
-        raise ValueError(f"{chart}/README.md needs the markers {START_MARKER} and {END_MARKER}")
+        raise UserError(f"{chart}/README.md needs the markers {START_MARKER} and {END_MARKER}")
     rows, _ = value_docs(chart)
     head, rest = readme.split(START_MARKER, 1)
     _, tail = rest.split(END_MARKER, 1)

@@ -11,7 +11,6 @@ from tooling.commands import (
     calibrate,
     chart_docs,
     cluster,
-    demo,
     load,
     model,
     rehearse,
@@ -20,7 +19,7 @@ from tooling.commands import (
     up,
     watch,
 )
-from tooling.errors import UserError
+from tooling.errors import UserError, one_line
 
 VERBS = (
     model,
@@ -33,7 +32,6 @@ VERBS = (
     report,
     watch,
     chart_docs,
-    demo,
 )
 
 
@@ -49,13 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    """Parses `argv` and runs the verb; returns the exit code (testable without exiting)."""
-    args = build_parser().parse_args(argv)
+    """Parses `argv` and runs the verb; returns the exit code (testable without exiting).
+
+    The one error boundary: a UserError (what the user can fix) is one line and exit 2;
+    Ctrl-C is one line and exit 130, after the verb's own clean-up; anything else is a bug
+    and keeps its traceback."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # argparse has printed the usage and the error (or --help)
+        return int(stop.code or 0)
     try:
         return int(args.handler(args) or 0)
-    except (UserError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as error:
-        print(f"resnet-serving: {error}", file=sys.stderr)
+    except UserError as error:
+        print(f"resnet-serving: {one_line(error, 2000)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("resnet-serving: interrupted; what it started is stopped", file=sys.stderr)
+        return 130
 
 
 def main() -> None:

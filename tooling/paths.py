@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tooling.errors import UserError
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
 CHARTS_DIR = REPO_ROOT / "charts"
@@ -22,7 +24,7 @@ def tool(name: str) -> Path:
     """Path of a pinned tool; raises with what to do when `make setup` has not installed it."""
     path = tools_bin() / name
     if not os.access(path, os.X_OK):
-        raise FileNotFoundError(
+        raise UserError(
             f"{name} is not installed in {tools_bin()}: run `make setup` "
             "(`make setup-rehearsal` for the rehearsal cluster's tools)"
         )

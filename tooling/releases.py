@@ -7,9 +7,12 @@ from pathlib import Path
 
 import yaml
 from pyhelm3 import Client
+from pyhelm3.errors import ConnectionError as HelmConnectionError
+from pyhelm3.errors import Error as HelmError
 from pyhelm3.errors import ReleaseNotFoundError
 
 from tooling import paths
+from tooling.errors import UserError, cluster_unreachable, one_line
 
 
 def helm_client(kubeconfig: Path) -> Client:
@@ -32,7 +35,14 @@ def install(
             release, loaded, *values, namespace=namespace, create_namespace=False, wait=wait
         )
 
-    return asyncio.run(go())
+    try:
+        return asyncio.run(go())
+    except HelmConnectionError as error:
+        raise cluster_unreachable(kubeconfig, error) from error
+    except HelmError as error:  # values the chart's schema refuses, objects the cluster refuses
+        raise UserError(
+            f"helm could not install {release} (charts/{chart}): {one_line(error)}"
+        ) from error
 
 
 def uninstall(kubeconfig: Path, release: str, namespace: str, wait: bool = False) -> bool:

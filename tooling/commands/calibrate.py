@@ -4,9 +4,10 @@ this machine, written where the rehearsal's load model reads it."""
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
+
+from tooling.console import say
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -29,9 +30,6 @@ def register(verbs: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from tooling import calibration
     from tooling.model.export import export_model
-
-    def say(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
 
     with tempfile.TemporaryDirectory() as scratch:
         model = args.model

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tooling import chart_docs, paths
+from tooling.errors import UserError
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -22,7 +23,7 @@ def handle(args: argparse.Namespace) -> int:
     for chart in sorted(path.parent for path in paths.CHARTS_DIR.glob("*/Chart.yaml")):
         _, undocumented = chart_docs.value_docs(chart)
         if undocumented:
-            raise ValueError(
+            raise UserError(
                 f"{chart.name}: add a '# --' comment in values.yaml for: {', '.join(undocumented)}"
             )
         readme = chart / "README.md"
@@ -34,5 +35,5 @@ def handle(args: argparse.Namespace) -> int:
                 print(f"updated {readme.relative_to(paths.REPO_ROOT)}")
     if args.check and stale:
         names = ", ".join(str(path.relative_to(paths.REPO_ROOT)) for path in stale)
-        raise ValueError(f"out of date: {names}; run `resnet-serving chart-docs`")
+        raise UserError(f"out of date: {names}; run `resnet-serving chart-docs`")
     return 0

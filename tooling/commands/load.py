@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tooling.errors import UserError
 from tooling.loadgen.load_shapes import SHAPE_NAMES
 
 
@@ -38,7 +39,7 @@ def handle_run(args: argparse.Namespace) -> int:
     from tooling.loadgen.run import LoadRunSpec, run_load
 
     if args.workers < 1:
-        raise ValueError("--workers must be at least 1")
+        raise UserError("--workers must be at least 1")
     shape = None if args.shape == "none" else args.shape
     if shape:
         shape_from_spec(shape)  # a bad shape fails here, with the list of good ones

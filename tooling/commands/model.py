@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
+
+from tooling.console import say
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -34,10 +35,6 @@ def register(verbs: argparse._SubParsersAction) -> None:
     upload.add_argument("model_dir", type=Path, help="DIR/<name> holding version directories")
     upload.add_argument("uri", help="gs://BUCKET/PATH (the chart's model.source.uri)")
     upload.set_defaults(handler=handle_upload)
-
-
-def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 def handle_export(args: argparse.Namespace) -> int:

@@ -1,86 +1,51 @@
 """`resnet-serving rehearse`: the autoscaling story on the local rehearsal cluster (real control
-plane, kwok-simulated nodes and pods), ending with timeline.csv and events.csv in --run-dir."""
+plane, kwok-simulated nodes and pods, the real Cluster Autoscaler where it is built), ending
+with timeline.csv, events.csv, timeline.png and summary.md in --report. The cluster is deleted
+afterwards unless --keep. (`make demo` runs it; `up --provider rehearsal` is the same story
+keeping the cluster.)"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
-import sys
-import time
-from pathlib import Path
 
-from tooling.commands.cluster import add_node_autoscaling_arguments
-from tooling.loadgen.load_shapes import SHAPE_NAMES
+from tooling.commands.cluster import add_pool_arguments, add_rehearsal_arguments
+from tooling.commands.up import add_run_arguments, run_spec
+from tooling.console import say
+from tooling.providers import ClusterSpec
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
     parser = verbs.add_parser("rehearse", help="run the local rehearsal", description=__doc__)
-    add_arguments(parser)
-    parser.set_defaults(handler=handle)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--profile", default="fast", help="fast (compressed timers, the default) or lab"
-    )
-    parser.add_argument("--shape", default="step", help=f"load shape: {', '.join(SHAPE_NAMES)}")
-    parser.add_argument(
-        "--step-seconds",
-        type=float,
-        help="seconds per step of the step shape (default: 60 for lab, 8 for fast)",
-    )
-    parser.add_argument(
-        "--values",
-        type=Path,
-        action="append",
-        help="resnet-serving values file(s) (default: the lab's, ci/lab-values.yaml)",
-    )
+    add_rehearsal_arguments(parser)
+    add_pool_arguments(parser)
+    add_run_arguments(parser, "runs/rehearsal-<time>")
     parser.add_argument("--name", default="resnet-rehearsal", help="cluster name")
-    pool = parser.add_argument_group("node pool")
-    pool.add_argument("--min-nodes", type=int, default=1, help="node pool minimum (1)")
-    pool.add_argument("--max-nodes", type=int, default=3, help="node pool maximum (3)")
-    add_node_autoscaling_arguments(pool)
-    parser.add_argument(
-        "--report",
-        "--run-dir",
-        dest="run_dir",
-        type=Path,
-        help="where timeline.csv, events.csv and summary.txt go (default: runs/rehearsal-<time>)",
-    )
     parser.add_argument(
         "--keep",
         "--keep-cluster",
-        dest="keep_cluster",
+        dest="keep",
         action="store_true",
-        help="leave the cluster running afterwards",
+        help="leave the cluster running afterwards (--keep-cluster is an older name)",
     )
+    parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    from tooling.loadgen.load_shapes import shape_from_spec
-    from tooling.rehearsal.node_autoscalers import NodePool
-    from tooling.rehearsal.profiles import profile
-    from tooling.rehearsal.rehearse import RehearsalSpec, rehearse
+    from tooling.up import up
 
-    chosen = profile(args.profile)
-    environ = dict(os.environ)
-    if args.step_seconds:  # the flag wins, then STEP_SECONDS, then the profile's pace
-        environ["STEP_SECONDS"] = str(args.step_seconds)
-    environ.setdefault("STEP_SECONDS", "60" if chosen.name == "lab" else "8")
-    shape = shape_from_spec(args.shape, environ)
-    run_dir = args.run_dir or Path("runs") / time.strftime("rehearsal-%Y%m%d-%H%M%S")
-    spec = RehearsalSpec(
-        run_dir=run_dir,
-        profile=chosen,
-        shape=shape,
-        pool=NodePool(args.min_nodes, args.max_nodes, args.autoscaling_profile),
+    run = run_spec(args, "rehearsal-%Y%m%d-%H%M%S", down=not args.keep)
+    cluster = ClusterSpec(
+        provider="rehearsal",
+        name=args.name,
+        kubeconfig=run.run_dir / "kubeconfig",
+        min_nodes=args.min_nodes,
+        max_nodes=args.max_nodes,
+        autoscaling_profile=args.autoscaling_profile,
+        profile=args.profile,
         node_autoscaler=args.node_autoscaler,
-        cluster_name=args.name,
-        keep_cluster=args.keep_cluster,
     )
-    if args.values:
-        spec = dataclasses.replace(spec, values_files=tuple(args.values))
-    result = rehearse(spec, say=lambda line: print(line, file=sys.stderr, flush=True))
+    result = up(cluster, run, say)
     print(result.timeline)
+    if args.keep:
+        say(f"rehearse: {args.name} runs on: export KUBECONFIG={cluster.kubeconfig.resolve()}")
     return 0 if result.scaled_in else 1

@@ -1,8 +1,10 @@
 """`resnet-serving up|down`: a cluster, the model, both charts and a load run, ending with
-timeline.csv, events.csv and summary.txt in --report; `down` removes what `up` made.
+timeline.csv, events.csv, timeline.png and summary.md in --report; `down` removes what `up`
+made.
 
---provider rehearsal (default) is the local rehearsal; kind and gke run real TF Serving pods and
-real Locust load. `up --provider gke --dry-run` prints every resource it would create.
+--provider rehearsal (default) is the local rehearsal (as `rehearse`, but the cluster is kept
+unless --down); kind and gke run real TF Serving pods and real Locust load.
+`up --provider gke --dry-run` prints every resource it would create.
 """
 
 from __future__ import annotations
@@ -12,12 +14,47 @@ import sys
 import time
 from pathlib import Path
 
-from tooling.commands.cluster import add_cluster_arguments
+from tooling.commands.cluster import add_cluster_arguments, cluster_spec
+from tooling.console import say
 from tooling.loadgen.load_shapes import SHAPE_NAMES
+from tooling.providers import LoadSpec, RunSpec
+from tooling.runs.story import LAB_VALUES
 
 
-def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+def add_run_arguments(parser: argparse.ArgumentParser, default_report: str) -> None:
+    """What runs on the cluster: values, the load, and where the run directory goes."""
+    parser.add_argument(
+        "--values",
+        type=Path,
+        action="append",
+        help="resnet-serving values file(s) (default: the lab's, ci/lab-values.yaml)",
+    )
+    parser.add_argument("--shape", default="step", help=f"load shape: {', '.join(SHAPE_NAMES)}")
+    parser.add_argument(
+        "--step-seconds",
+        type=float,
+        help="seconds per step of the step shape (rehearsal: 8 fast, 60 lab; clusters: 60)",
+    )
+    parser.add_argument(
+        "--report",
+        "--run-dir",
+        dest="report",
+        type=Path,
+        help=f"the run directory: timeline.csv, events.csv, timeline.png, summary.md "
+        f"(default {default_report}; --run-dir is an older name for --report)",
+    )
+
+
+def run_spec(args: argparse.Namespace, default_report: str, down: bool) -> RunSpec:
+    return RunSpec(
+        run_dir=args.report or Path("runs") / time.strftime(default_report),
+        load=LoadSpec(args.shape, args.step_seconds, getattr(args, "workers", 2)),
+        values_files=tuple(args.values) if args.values else (LAB_VALUES,),
+        model_uri=getattr(args, "model_uri", ""),
+        bucket=getattr(args, "bucket", ""),
+        weights=getattr(args, "weights", "random"),
+        down=down,
+    )
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -25,18 +62,14 @@ def register(verbs: argparse._SubParsersAction) -> None:
         "up", help="cluster → model → charts → load → report", description=__doc__
     )
     add_cluster_arguments(up)
+    add_run_arguments(up, "runs/up-<time>")
     up.add_argument("--model-uri", default="", help="gs://… or https://….tar.gz (skips upload)")
     up.add_argument(
         "--bucket", default="", help="gke: model bucket (default PROJECT-resnet-serving)"
     )
     up.add_argument("--weights", default="random", help="gke: exported weights, random or imagenet")
-    up.add_argument("--values", type=Path, action="append", help="resnet-serving values file(s)")
-    up.add_argument("--shape", default="step", help=f"load shape: {', '.join(SHAPE_NAMES)}")
-    up.add_argument("--step-seconds", type=float, help="seconds per step (60 on clusters)")
-    up.add_argument("--workers", type=int, default=2, help="Locust workers (2)")
-    up.add_argument("--profile", default="fast", help="rehearsal: fast or lab timings")
-    up.add_argument("--report", type=Path, help="run directory (default runs/up-<time>)")
-    up.add_argument("--down", action="store_true", help="run `down --yes` at the end")
+    up.add_argument("--workers", type=int, default=2, help="Locust workers on clusters (2)")
+    up.add_argument("--down", action="store_true", help="delete what `up` made at the end")
     up.add_argument("--dry-run", action="store_true", help="gke: print what would be created")
     up.set_defaults(handler=handle_up)
     down = verbs.add_parser("down", help="uninstall and delete what `up` created")
@@ -50,48 +83,28 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
 
 def handle_up(args: argparse.Namespace) -> int:
-    args.report = args.report or Path("runs") / time.strftime("up-%Y%m%d-%H%M%S")
-    if args.workers < 1:
-        raise ValueError("--workers must be at least 1")
+    from tooling.providers import provider
+    from tooling.up import up
+
+    cluster, run = cluster_spec(args), run_spec(args, "up-%Y%m%d-%H%M%S", args.down)
     if args.dry_run:
-        from tooling.up import dry_run_lines
-
-        print("\n".join(dry_run_lines(args)))
+        print("\n".join(provider(args.provider).plan(cluster, run)))
         return 0
-    if args.provider == "rehearsal":
-        return rehearse_instead(args)
-    from tooling.up import run_up
-
-    return run_up(args, say)
-
-
-def rehearse_instead(args: argparse.Namespace) -> int:
-    """On the rehearsal cluster, `up` is `rehearse` (kept running unless --down)."""
-    from tooling.commands.rehearse import handle
-
-    rehearse_args = argparse.Namespace(
-        profile=args.profile,
-        shape=args.shape,
-        step_seconds=args.step_seconds,
-        values=args.values,
-        min_nodes=args.min_nodes,
-        max_nodes=args.max_nodes,
-        autoscaling_profile=args.autoscaling_profile,
-        node_autoscaler=args.node_autoscaler,
-        name=args.name or "resnet-rehearsal",
-        run_dir=args.report,
-        keep_cluster=not args.down,
-    )
-    return handle(rehearse_args)
+    result = up(cluster, run, say)
+    print(result.timeline)
+    return 0 if result.scaled_in else 1
 
 
 def handle_down(args: argparse.Namespace) -> int:
-    from tooling.up import run_down
+    from tooling.up import down
 
     def confirm(question: str) -> bool:
+        if args.yes:
+            return True
         if not sys.stdin.isatty():
             say("down: not a terminal, so nothing is deleted without --yes")
             return False
         return input(question).strip().lower() in ("y", "yes")
 
-    return run_down(args, say, confirm)
+    run = RunSpec(Path("runs"), model_uri=args.model_uri, bucket=args.bucket)
+    return 0 if down(cluster_spec(args), run, say, confirm) else 1

@@ -1,5 +1,5 @@
 """`resnet-serving watch`: users, req/s, p50/p95, replicas, pending pods, nodes and HPA CPU of
-the deployment, refreshed in place and appended to RUN_DIR/timeline.csv (Ctrl-C ends it)."""
+the deployment, refreshed in place and appended to REPORT/timeline.csv (Ctrl-C ends it)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from tooling.commands.cluster import DEFAULT_KUBECONFIG
+from tooling.errors import UserError
+from tooling.providers.base import DEFAULT_KUBECONFIG
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -16,7 +17,12 @@ def register(verbs: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--kubeconfig", type=Path, default=DEFAULT_KUBECONFIG)
     parser.add_argument(
-        "--run-dir", type=Path, default=Path("runs/watch"), help="where timeline.csv grows"
+        "--report",
+        "--run-dir",
+        dest="report",
+        type=Path,
+        default=Path("runs/watch"),
+        help="the run directory where timeline.csv grows (--run-dir is an older name)",
     )
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples (5)")
     parser.add_argument("--samples", type=int, help="stop after this many (default: until Ctrl-C)")
@@ -27,10 +33,10 @@ def handle(args: argparse.Namespace) -> int:
     from tooling.runs.watch import watch
 
     if not args.kubeconfig.is_file():
-        raise FileNotFoundError(
+        raise UserError(
             f"no kubeconfig at {args.kubeconfig}: give --kubeconfig, or create a cluster with "
             "`resnet-serving cluster create`"
         )
-    recorder = watch(args.kubeconfig, args.run_dir, args.interval, args.samples)
+    recorder = watch(args.kubeconfig, args.report, args.interval, args.samples)
     print(f"watch: {len(recorder.rows)} samples appended to {recorder.timeline}", file=sys.stderr)
     return 0

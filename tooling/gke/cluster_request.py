@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from google.cloud import container_v1
 
+from tooling.errors import UserError
+
 NAME_PATTERN = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
 ZONE_PATTERN = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -38,21 +40,21 @@ class GkeClusterSpec:
 
     def __post_init__(self) -> None:
         if not self.project:
-            raise ValueError("--project is required for GKE (your Google Cloud project id)")
+            raise UserError("--project is required for GKE (your Google Cloud project id)")
         if not self.location:
-            raise ValueError("--location is required for GKE: a zone (us-central1-a) or region")
+            raise UserError("--location is required for GKE: a zone (us-central1-a) or region")
         if not NAME_PATTERN.match(self.name):
-            raise ValueError(
+            raise UserError(
                 f"cluster name {self.name!r}: use 1-40 lowercase letters, digits and dashes, "
                 "starting with a letter"
             )
         if not 0 <= self.min_nodes <= self.max_nodes or self.max_nodes < 1:
-            raise ValueError(
+            raise UserError(
                 f"--min-nodes {self.min_nodes} / --max-nodes {self.max_nodes}: "
                 "need 0 ≤ min ≤ max and max ≥ 1"
             )
         if self.autoscaling_profile not in AUTOSCALING_PROFILES:
-            raise ValueError(
+            raise UserError(
                 f"--autoscaling-profile {self.autoscaling_profile!r}: use one of "
                 f"{', '.join(AUTOSCALING_PROFILES)}"
             )

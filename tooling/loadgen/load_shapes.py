@@ -120,6 +120,14 @@ SHAPE_VARIABLES = (
 )
 
 
+def shape_seconds(shape: Shape, limit: float = 6 * 3600) -> float:
+    """How long the shape runs: its first whole second with no users left (at most `limit`)."""
+    t = 0.0
+    while t < limit and shape.users_at(t) is not None:
+        t += 1.0
+    return t
+
+
 def shape_from_spec(spec: str, environ: dict[str, str] | None = None) -> Shape:
     """Builds a shape from its name (`step`, `ramp`, `spike`, `file:PATH`) and env overrides.
 

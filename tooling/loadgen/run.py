@@ -80,7 +80,7 @@ def seconds_of(run_time: str) -> float:
             total += float(number) * {"h": 3600, "m": 60, "s": 1}[char]
             number = ""
         else:
-            raise ValueError(f"run time {run_time!r}: use a form like 20s, 5m or 1h30m")
+            raise UserError(f"run time {run_time!r}: use a form like 20s, 5m or 1h30m")
     return total + (float(number) if number else 0.0)
 
 
@@ -177,7 +177,7 @@ def run_load(spec: LoadRunSpec, say: Callable[[str], None] = print) -> LoadRunRe
         log.close()
     stats = spec.report_dir / "locust_stats.csv"
     if not stats.is_file():
-        raise RuntimeError(f"Locust wrote no results; see {spec.report_dir / 'locust.log'}")
+        raise UserError(f"Locust wrote no results; see {spec.report_dir / 'locust.log'}")
     row = read_aggregate(stats)
     result = LoadRunResult(
         exit_code=master.returncode,

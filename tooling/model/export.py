@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tooling import paths
+from tooling.errors import UserError
+from tooling.model.signatures import SIGNATURE_INPUTS, TOP_K
 
-TOP_K = 5
-SIGNATURE_INPUTS = {"serving_default": "image_bytes", "serving_preprocess": "raw_images"}
 MODEL_INFO_FILE = "model_info.json"
 
 
@@ -55,14 +55,14 @@ def build_resnet101(weights: str, seed: int) -> tuple[object, str]:
         try:
             model = keras.applications.ResNet101(weights="imagenet")
         except Exception as error:
-            raise RuntimeError(
+            raise UserError(
                 f"could not load ImageNet weights ({type(error).__name__}: {error}); "
                 "without network access use --weights random, or --weights PATH to a .h5 file"
             ) from error
         return model, "ImageNet weights (keras.applications)"
     path = Path(weights)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise UserError(
             f"weights file {path} not found; "
             "use --weights imagenet, random or the path of a .h5/.weights.h5 file"
         )
@@ -112,7 +112,7 @@ def export_model(
 
     version_dir = out / name / str(version)
     if version_dir.exists() and not force:
-        raise FileExistsError(
+        raise UserError(
             f"{version_dir} already exists; pick another --version or pass --force to replace it"
         )
     model, note = build_resnet101(weights, seed)

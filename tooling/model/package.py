@@ -6,6 +6,8 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
+from tooling.errors import UserError
+
 
 def version_dirs(model_dir: Path) -> list[Path]:
     """Numeric version directories with a saved_model.pb; errors say what is expected."""
@@ -22,7 +24,7 @@ def version_dirs(model_dir: Path) -> list[Path]:
         else []
     )
     if not found:
-        raise FileNotFoundError(
+        raise UserError(
             f"{model_dir} holds no <version>/saved_model.pb; point at the model directory "
             "(DIR/image_classifier), or export one: `resnet-serving model export --out DIR`"
         )
@@ -32,7 +34,7 @@ def version_dirs(model_dir: Path) -> list[Path]:
 def package(model_dir: Path, out: Path) -> Path:
     """Writes a .tar.gz of the version directories (what the chart's fetch-model expects)."""
     if not out.name.endswith((".tar.gz", ".tgz")):
-        raise ValueError(f"{out}: name the tarball *.tar.gz or *.tgz")
+        raise UserError(f"{out}: name the tarball *.tar.gz or *.tgz")
     with tarfile.open(out, "w:gz") as tar:
         for version in version_dirs(model_dir):
             tar.add(version, arcname=version.name)
@@ -44,7 +46,7 @@ def upload(
 ) -> list[str]:
     """Copies the version directories to gs://BUCKET/PATH/<version>/…; returns the object names."""
     if not uri.startswith("gs://") or len(uri) <= len("gs://"):
-        raise ValueError(f"{uri}: give a gs://BUCKET/PATH destination")
+        raise UserError(f"{uri}: give a gs://BUCKET/PATH destination")
     bucket_name, _, prefix = uri.removeprefix("gs://").partition("/")
     if client is None:
         from google.cloud import storage

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tooling import paths
+from tooling.model.signatures import SIGNATURE_INPUTS
 
 WARMUP_BATCH_SIZES = (1, 4)
 
@@ -17,8 +18,6 @@ def warmup_logs(model_name: str) -> list[object]:
     """PredictionLogs for both signatures, at each warmup batch size, with the sample photos."""
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
-
-    from tooling.model.export import SIGNATURE_INPUTS
 
     photos = [path.read_bytes() for path in sorted(paths.IMAGES_DIR.glob("*.jpg"))]
     logs = []

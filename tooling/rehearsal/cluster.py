@@ -8,15 +8,19 @@ nothing. The node pool is a set of kwok Nodes shaped like GKE's e2-standard-4.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from tooling import paths
+from tooling.errors import UserError, one_line
 from tooling.rehearsal import components
 from tooling.rehearsal.profiles import Profile
 
@@ -53,6 +57,10 @@ def kwokctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(paths.tool("kwokctl")), *args], env=env, capture_output=True, text=True, check=check
     )
+
+
+def running_clusters() -> list[str]:
+    return kwokctl("get", "clusters").stdout.split()
 
 
 def kwokctl_configuration(profile: Profile) -> str:
@@ -107,41 +115,60 @@ def missing_binaries() -> list[str]:
     return [name for name in names if not os.access(paths.tools_bin() / name, os.X_OK)]
 
 
+@contextlib.contextmanager
+def creation_lock() -> Iterator[None]:
+    """One cluster starts at a time on this machine: kwokctl picks its ports by probing which
+    are free, so two clusters starting together would pick the same ones."""
+    lock_file = components.kwok_workdir() / "resnet-serving-create.lock"
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def create_cluster(
-    name: str, workdir: Path, profile: Profile, say: Callable[[str], None] = print
+    name: str, kubeconfig: Path, profile: Profile, say: Callable[[str], None] = print
 ) -> RehearsalCluster:
-    """Starts the control plane (or reuses a running one of that name); returns its kubeconfig."""
+    """Starts the control plane (or reuses a running one of that name) and writes its
+    kubeconfig to exactly `kubeconfig`; kwokctl keeps the cluster's own files in its folder
+    (~/.kwok/clusters/NAME)."""
     missing = missing_binaries()
     if missing:
-        raise FileNotFoundError(
+        raise UserError(
             f"rehearsal binaries missing ({', '.join(missing)}): run `make setup-rehearsal`"
         )
-    workdir.mkdir(parents=True, exist_ok=True)
-    kubeconfig = workdir / "kubeconfig"
-    if name in kwokctl("get", "clusters").stdout.split():
+    kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+    if name in running_clusters():
         kubeconfig.write_text(kwokctl("get", "kubeconfig", f"--name={name}").stdout)
         say(f"rehearsal: reusing the running cluster {name} (its timers are as it was created)")
         return RehearsalCluster(name, kubeconfig)
-    kwok_config = workdir / "kwokctl.yaml"
-    kwok_config.write_text(kwokctl_configuration(profile))
-    args = [
-        f"--config={kwok_config}",
-        "create",
-        "cluster",
-        f"--name={name}",
-        "--runtime=binary",
-        "--enable=metrics-server",
-        f"--kubeconfig={kubeconfig}",
-        "--wait=5m",
-        "--quiet-pull",
-    ]
-    for flag, binary in COMPONENT_BINARIES.items():
-        args.append(f"{flag}={paths.tools_bin() / binary}")
-    say(f"rehearsal: starting the control plane ({name}, profile {profile.name}) …")
-    result = kwokctl(*args, check=False)
+    with tempfile.TemporaryDirectory() as scratch, creation_lock():
+        kwok_config = Path(scratch) / "kwokctl.yaml"
+        kwok_config.write_text(kwokctl_configuration(profile))
+        args = [
+            f"--config={kwok_config}",
+            "create",
+            "cluster",
+            f"--name={name}",
+            "--runtime=binary",
+            "--enable=metrics-server",
+            f"--kubeconfig={kubeconfig}",
+            "--wait=5m",
+            "--quiet-pull",
+        ]
+        for flag, binary in COMPONENT_BINARIES.items():
+            args.append(f"{flag}={paths.tools_bin() / binary}")
+        say(f"rehearsal: starting the control plane ({name}, profile {profile.name}) …")
+        result = kwokctl(*args, check=False)
     if result.returncode != 0:
         kwokctl("delete", "cluster", f"--name={name}", check=False)
-        raise RuntimeError(f"kwokctl create cluster failed:\n{result.stderr[-3000:]}")
+        raise UserError(
+            f"kwokctl could not start the cluster {name}: {one_line(result.stderr)} "
+            "(a stale cluster of that name? `resnet-serving cluster delete --name NAME`)"
+        )
     return RehearsalCluster(name, kubeconfig)
 
 

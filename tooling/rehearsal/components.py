@@ -18,10 +18,14 @@ from pathlib import Path
 STOP_SECONDS = 10
 
 
+def kwok_workdir() -> Path:
+    """kwokctl's own folder (KWOK_WORKDIR, else ~/.kwok)."""
+    return Path(os.environ.get("KWOK_WORKDIR", Path.home() / ".kwok"))
+
+
 def cluster_workdir(cluster_name: str) -> Path:
     """kwokctl's folder for the cluster."""
-    root = Path(os.environ.get("KWOK_WORKDIR", Path.home() / ".kwok"))
-    return root / "clusters" / cluster_name
+    return kwok_workdir() / "clusters" / cluster_name
 
 
 def pid_file(cluster_name: str, component: str) -> Path:

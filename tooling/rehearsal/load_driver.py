@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tooling.loadgen.load_shapes import Shape
+from tooling.loadgen.load_shapes import Shape, shape_seconds
 from tooling.rehearsal.load_model import LoadPoint, load_point
 from tooling.rehearsal.quantities import cpu_cores, millicores
 from tooling.runs.timeline import LoadSample, pod_is_ready
+from tooling.runs.transient import TRANSIENT_ERRORS
 
 USAGE_CPU_ANNOTATION = "kwok.x-k8s.io/usage-cpu"
 
@@ -69,9 +70,13 @@ class LoadDriver:
             else point.response_seconds * 1000,
         )
 
+    @property
+    def max_seconds(self) -> float:
+        return shape_seconds(self.shape)
+
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            with contextlib.suppress(ApiException):  # transient; the next period retries
+            with contextlib.suppress(*TRANSIENT_ERRORS):  # the next period retries
                 self.step()
             stop.wait(self.period)
 

@@ -107,17 +107,18 @@ class RealClusterAutoscaler:
         while not cluster_autoscaler.status_written(self.core):
             self.check_running()
             if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"cluster-autoscaler wrote no status in {timeout:.0f} s; its log ends:\n"
-                    + components.log_tail(self.cluster_name, cluster_autoscaler.BINARY)
+                raise UserError(
+                    f"cluster-autoscaler wrote no status in {timeout:.0f} s; see its log, "
+                    f"{components.log_file(self.cluster_name, cluster_autoscaler.BINARY)}"
                 )
             time.sleep(0.5)
 
     def check_running(self) -> None:
         if components.running_pid(self.cluster_name, cluster_autoscaler.BINARY) is None:
-            raise RuntimeError(
-                "cluster-autoscaler exited; its log ends:\n"
-                + components.log_tail(self.cluster_name, cluster_autoscaler.BINARY)
+            last = components.log_tail(self.cluster_name, cluster_autoscaler.BINARY, lines=1)
+            raise UserError(
+                f"cluster-autoscaler exited ({last or 'no log'}); its log: "
+                f"{components.log_file(self.cluster_name, cluster_autoscaler.BINARY)}"
             )
 
     def run(self, stop: threading.Event) -> None:

@@ -29,6 +29,7 @@ from tooling.rehearsal.node_group_rules import (
     nodes_to_add,
 )
 from tooling.rehearsal.quantities import cpu_cores, memory_bytes
+from tooling.runs.transient import TRANSIENT_ERRORS
 
 SOURCE = "rehearsal-node-group-controller"
 
@@ -207,5 +208,6 @@ class RehearsalNodeGroupController:
         while not stop.wait(self.scan_seconds):
             try:
                 self.step(time.monotonic())
-            except ApiException as error:  # transient: the next scan retries
-                print(f"node-group controller: {error.reason}; retrying", file=sys.stderr)
+            except TRANSIENT_ERRORS as error:  # the next scan retries
+                reason = getattr(error, "reason", None) or type(error).__name__
+                print(f"node-group controller: {reason}; retrying", file=sys.stderr)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tooling.errors import UserError
+
 # GKE's ClusterAutoscaling.autoscaling_profile values (balanced is GKE's default).
 AUTOSCALING_PROFILES = ("balanced", "optimize-utilization")
 # optimize-utilization "scales down more aggressively: can remove more nodes, and remove nodes
@@ -59,7 +61,7 @@ class Profile:
     def scale_down(self, autoscaling_profile: str = "balanced") -> ScaleDown:
         """The profile's scale-down timings under one of GKE's autoscaling profiles."""
         if autoscaling_profile not in AUTOSCALING_PROFILES:
-            raise ValueError(
+            raise UserError(
                 f"unknown autoscaling profile {autoscaling_profile!r}; use one of: "
                 f"{', '.join(AUTOSCALING_PROFILES)}"
             )
@@ -147,5 +149,5 @@ def seconds(value: float) -> str:
 
 def profile(name: str) -> Profile:
     if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; use one of: {', '.join(PROFILES)}")
+        raise UserError(f"unknown profile {name!r}; use one of: {', '.join(PROFILES)}")
     return PROFILES[name]

@@ -20,6 +20,7 @@ from kubernetes import client, config
 
 from tooling import calibration, releases
 from tooling.loadgen.load_shapes import Shape
+from tooling.names import SERVER_URL
 from tooling.rehearsal import cluster_autoscaler, components
 from tooling.rehearsal.cluster import E2_STANDARD_4, create_cluster, delete_cluster
 from tooling.rehearsal.load_driver import LoadDriver, cores_per_pod
@@ -27,7 +28,6 @@ from tooling.rehearsal.node_autoscalers import NodePool, node_autoscaler
 from tooling.rehearsal.profiles import Profile
 from tooling.runs.story import (
     LAB_VALUES,
-    SERVER_NAME,
     StoryContext,
     StoryResult,
     StorySpec,
@@ -41,7 +41,7 @@ REHEARSAL_MODEL_URI = "https://rehearsal.invalid/image_classifier.tar.gz"
 # them from taking the room the model server's replicas scale into.
 SMALL = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
 LOCUST_VALUES = {
-    "loadtest": {"host": f"http://{SERVER_NAME}:8501"},
+    "loadtest": {"host": SERVER_URL},
     "master": {"resources": SMALL},
     "worker": {"replicas": 1, "resources": SMALL},
 }
@@ -58,6 +58,7 @@ class RehearsalSpec:
     cluster_name: str = "resnet-rehearsal"
     scale_in_timeout: float | None = None  # seconds after load stops; default from the profile
     keep_cluster: bool = False
+    kubeconfig: Path | None = None  # where the cluster's kubeconfig goes (run_dir/kubeconfig)
 
 
 def scale_in_timeout(spec: RehearsalSpec) -> float:
@@ -100,7 +101,9 @@ def rehearsal_target(
     """A running rehearsal cluster as a story target; deleted afterwards unless kept."""
     profile, pool = spec.profile, spec.pool
     try:  # Ctrl-C or a failure while the cluster starts cleans up too
-        cluster = create_cluster(spec.cluster_name, spec.run_dir / "cluster", profile, say)
+        cluster = create_cluster(
+            spec.cluster_name, spec.kubeconfig or spec.run_dir / "kubeconfig", profile, say
+        )
         core = client.CoreV1Api(config.new_client_from_config(str(cluster.kubeconfig)))
         nodes = node_autoscaler(
             spec.node_autoscaler, core, cluster.name, cluster.kubeconfig, profile, pool

@@ -7,9 +7,10 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from tooling.errors import UserError
+from tooling.report.summary import DEFAULT_SLO_MS, TimelineSummary, read_timeline, summarize
 from tooling.report.timeline_plot import plot_comparison, plot_timeline, read_events, save
 from tooling.runs.run_info import node_autoscaler_text, read_run_info
-from tooling.timeline_summary import DEFAULT_SLO_MS, TimelineSummary, read_timeline, summarize
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class Report:
 def read_run(run_dir: Path) -> list[dict[str, float | None]]:
     timeline = run_dir / "timeline.csv"
     if not timeline.is_file():
-        raise FileNotFoundError(
+        raise UserError(
             f"{run_dir} has no timeline.csv: give a run directory made by `rehearse`, `up` "
             "or `watch`"
         )
@@ -66,7 +67,7 @@ def compare_runs(
     run_dirs: list[Path], out_dir: Path, slo_ms: float = DEFAULT_SLO_MS
 ) -> tuple[str, Path]:
     if len(run_dirs) < 2:
-        raise ValueError("compare needs two or more run directories")
+        raise UserError("compare needs two or more run directories")
     names = [run_dir.name for run_dir in run_dirs]
     if len(set(names)) != len(names):
         names = [str(run_dir) for run_dir in run_dirs]

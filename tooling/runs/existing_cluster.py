@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from tooling.errors import UserError
 from tooling.runs.locust_load import LocustSettings, start_locust_load
 from tooling.runs.story import StoryTarget
 
@@ -29,11 +30,11 @@ def existing_cluster_target(
     scale_in_timeout: float | None = None,
 ) -> StoryTarget:
     if provider not in SCALE_IN_TIMEOUTS:
-        raise ValueError(f"provider {provider!r}: use one of {', '.join(SCALE_IN_TIMEOUTS)}")
+        raise UserError(f"provider {provider!r}: use one of {', '.join(SCALE_IN_TIMEOUTS)}")
     if not kubeconfig.is_file():
-        raise FileNotFoundError(f"no kubeconfig at {kubeconfig}")
+        raise UserError(f"no kubeconfig at {kubeconfig}")
     if not model_uri:
-        raise ValueError(
+        raise UserError(
             "a real cluster needs the model's location: gs://BUCKET/PATH or an https tarball "
             "(`resnet-serving model package` makes one)"
         )

@@ -21,11 +21,11 @@ from kubernetes.client.rest import ApiException
 from tooling import releases
 from tooling.loadgen.live_stats import LiveStats, read_through_service_proxy
 from tooling.loadgen.run import seconds_of
+from tooling.names import LOAD_RELEASE, MASTER_NAME, REST_PORT
 from tooling.runs.story import StoryContext
 from tooling.runs.timeline import LoadSample
+from tooling.runs.transient import TRANSIENT_ERRORS
 
-LOAD_RELEASE = "load"
-MASTER_NAME = f"{LOAD_RELEASE}-locust-master"
 START_MARGIN_SECONDS = 300  # image pulls and workers connecting, before the shape starts
 
 
@@ -127,10 +127,14 @@ class LocustLoad:
         elif self.seen_running:
             self.finished.set()
 
+    @property
+    def max_seconds(self) -> float:
+        return self.run_seconds + START_MARGIN_SECONDS
+
     def run(self, stop: threading.Event) -> None:
-        deadline = self.started + self.run_seconds + START_MARGIN_SECONDS
+        deadline = self.started + self.max_seconds
         while not stop.is_set() and not self.finished.is_set():
-            with contextlib.suppress(ApiException):  # transient; the next period retries
+            with contextlib.suppress(*TRANSIENT_ERRORS):  # the next period retries
                 self.poll()
             if time.monotonic() > deadline:
                 self.say("load: the Locust run went past its run time; treating it as ended")
@@ -143,7 +147,7 @@ def start_locust_load(
 ) -> LocustLoad:
     """Installs the Locust chart (a fresh Job: an earlier run's release is replaced)."""
     releases.uninstall(context.kubeconfig, LOAD_RELEASE, context.namespace, wait=True)
-    host = f"http://{context.server_name}:8501"
+    host = f"http://{context.server_name}:{REST_PORT}"
     releases.install(
         context.kubeconfig, LOAD_RELEASE, "locust", context.namespace, settings.values(host)
     )

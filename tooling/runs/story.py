@@ -21,17 +21,17 @@ from pathlib import Path
 from kubernetes import client, config
 
 from tooling import paths, releases
+from tooling.errors import UserError, cluster_unreachable
+from tooling.names import APP_NAMESPACE, RELEASE, SELECTOR, SERVER_NAME
 from tooling.report.run_report import write_report
+from tooling.report.summary import TimelineSummary
 from tooling.runs.run_info import NODE_AUTOSCALER, write_run_info
 from tooling.runs.timeline import LoadSource, TimelineRecorder
-from tooling.timeline_summary import TimelineSummary
+from tooling.runs.transient import TRANSIENT_ERRORS
 
-APP_NAMESPACE = "resnet-serving"
-RELEASE = "resnet"
-SERVER_NAME = f"{RELEASE}-resnet-serving"
-SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/name=resnet-serving"
 LAB_VALUES = paths.CHARTS_DIR / "resnet-serving" / "ci" / "lab-values.yaml"
 METRICS_TIMEOUT_SECONDS = 180
+LOAD_END_SLACK_SECONDS = 120  # past the load's longest duration before the run gives up
 
 
 @dataclass(frozen=True)
@@ -80,11 +80,24 @@ class StoryResult:
     scaled_in: bool
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, period: float = 1.0) -> None:
+def wait_for(
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    period: float = 1.0,
+    hint: str = "",
+) -> None:
+    """Until `condition` holds (an API error counts as not yet); a UserError after `timeout`."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while True:
+        try:
+            if condition():
+                return
+        except TRANSIENT_ERRORS:
+            pass
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+            advice = f"; {hint}" if hint else ""
+            raise UserError(f"waited {timeout:.0f} s for {what} in vain{advice}")
         time.sleep(period)
 
 
@@ -107,7 +120,10 @@ def ensure_app_namespace(core: client.CoreV1Api, namespace: str = APP_NAMESPACE)
 
 
 def install_model_server(target: StoryTarget, spec: StorySpec, api: client.ApiClient) -> None:
-    ensure_app_namespace(client.CoreV1Api(api))
+    try:
+        ensure_app_namespace(client.CoreV1Api(api))
+    except TRANSIENT_ERRORS as error:  # the first call to the cluster: is it there at all?
+        raise cluster_unreachable(target.kubeconfig, error) from error
     values = releases.values_from_files(*spec.values_files) + list(target.server_values)
     releases.install(target.kubeconfig, RELEASE, "resnet-serving", APP_NAMESPACE, *values)
 
@@ -129,25 +145,37 @@ def wait_until_serving(target: StoryTarget, api: client.ApiClient) -> None:
             return False
         return bool(listed.get("items"))
 
-    wait_for(ready, target.ready_timeout, "the first replica to be Ready", period=2)
-    wait_for(pod_metrics_served, METRICS_TIMEOUT_SECONDS, "metrics-server to serve its metrics")
+    wait_for(
+        ready,
+        target.ready_timeout,
+        "the first replica to be Ready",
+        period=2,
+        hint=f"see `kubectl describe pods -n {APP_NAMESPACE}` (model fetch, image pull, room)",
+    )
+    wait_for(
+        pod_metrics_served,
+        METRICS_TIMEOUT_SECONDS,
+        "metrics-server to serve the replica's metrics",
+        hint="is metrics-server installed and running? (`kubectl top pods` tells)",
+    )
 
 
 class BackgroundLoops:
-    """The run's background loops, each in a thread; one that fails stops the run with its
-    reason (`check`)."""
+    """The run's background loops, each in a thread. One that fails stops the run (`check`):
+    with its reason, when it is one the user can act on (a UserError), else with its
+    traceback (a bug)."""
 
     def __init__(self) -> None:
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
-        self.failure: str | None = None
+        self.failure: BaseException | None = None
 
     def start(self, loop: Callable[[threading.Event], None]) -> None:
         def guarded() -> None:
             try:
                 loop(self.stop)
-            except Exception as error:
-                self.failure = f"{getattr(loop, '__qualname__', loop)} failed: {error}"
+            except BaseException as error:  # re-raised in the run's thread by check()
+                self.failure = error
                 self.stop.set()
 
         thread = threading.Thread(target=guarded, daemon=True)
@@ -155,13 +183,16 @@ class BackgroundLoops:
         self.threads.append(thread)
 
     def check(self) -> None:
-        if self.failure:
-            raise RuntimeError(self.failure)
+        if self.failure is not None:
+            raise self.failure
 
-    def wait(self, event: threading.Event) -> None:
-        """Until `event` is set; raises if a loop fails first."""
+    def wait(self, event: threading.Event, timeout: float, what: str) -> None:
+        """Until `event` is set; raises if a loop fails first or `timeout` passes."""
+        deadline = time.monotonic() + timeout
         while not event.wait(1.0):
             self.check()
+            if time.monotonic() > deadline:
+                raise UserError(f"waited {timeout:.0f} s for {what} in vain")
 
     def join(self) -> None:
         self.stop.set()
@@ -212,7 +243,7 @@ def run_story(
         for loop in (*target.background, load.run, recorder.run):
             loops.start(loop)
         say(f"{target.provider}: load running; recording {spec.run_dir / 'timeline.csv'} …")
-        loops.wait(load.finished)
+        loops.wait(load.finished, load.max_seconds + LOAD_END_SLACK_SECONDS, "the load to end")
         say(f"{target.provider}: load ended; waiting for replicas and nodes to come back down …")
         scaled_in = wait_for_scale_in(target, autoscaling, recorder, loops)
         time.sleep(2 * target.sample_seconds)

@@ -8,13 +8,14 @@ timeline.csv's columns are a contract (`report`, `compare` and the e2e tests rea
 `users`, `offered_rps` and the latency columns come from the run's load source: the load model
 in the rehearsal (`response_ms` is its mean response time; no percentiles, no failures), the
 Locust master's live stats on real clusters (`response_ms` is the current median). The rest is
-read from the API: HPA status, the Deployment, its Pods and the Nodes. events.csv holds every
-Kubernetes event seen (SuccessfulRescale, TriggeredScaleUp, ScaleDown, FailedScheduling…).
+read from the API: HPA status, the Deployment, its Pods and the Nodes; those cells are blank in
+rows sampled while the API server did not answer. events.csv holds every Kubernetes event seen
+(SuccessfulRescale, TriggeredScaleUp, ScaleDown, FailedScheduling…) and the recorder's own
+APIUnreachable, when the API server stopped answering.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import threading
 import time
@@ -23,7 +24,9 @@ from pathlib import Path
 from typing import Protocol
 
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+
+from tooling.errors import one_line
+from tooling.runs.transient import TRANSIENT_ERRORS
 
 TIMELINE_COLUMNS = (
     "t_seconds",
@@ -38,6 +41,14 @@ TIMELINE_COLUMNS = (
     "p50_ms",
     "p95_ms",
     "failures",
+)
+# Read from the API server; blank in rows sampled while it did not answer.
+CLUSTER_COLUMNS = (
+    "hpa_cpu_percent",
+    "replicas_desired",
+    "replicas_ready",
+    "pods_pending",
+    "nodes_ready",
 )
 EVENT_COLUMNS = ("t_seconds", "reason", "kind", "name", "message")
 
@@ -56,9 +67,10 @@ class LoadSample:
 
 class LoadSource(Protocol):
     """Drives or watches the load: `run` loops until `stop`; `finished` is set when the shape
-    has ended."""
+    has ended, at most `max_seconds` after the load began."""
 
     finished: threading.Event
+    max_seconds: float
 
     def latest(self) -> LoadSample: ...
 
@@ -96,9 +108,46 @@ class TimelineRecorder:
     rows: list[dict] = field(default_factory=list)
     events: dict[str, dict] = field(default_factory=dict)
     event_namespaces: tuple[str, ...] = ("default", "kube-system")
+    unreachable_since: float | None = None  # when the API server stopped answering
 
     def sample(self) -> dict:
+        """One row: the load source's numbers and the cluster's. While the API server does not
+        answer, the cluster's columns stay blank (the gap is in the timeline) and an
+        `APIUnreachable` event says when it began."""
         t = round(time.monotonic() - self.started, 1)
+        load = self.load.latest()
+        row = {
+            "t_seconds": t,
+            "users": load.users,
+            "offered_rps": round(load.offered_rps, 2),
+            **dict.fromkeys(CLUSTER_COLUMNS, ""),
+            "response_ms": blank_if_none(
+                None if load.response_ms is None else round(load.response_ms, 1)
+            ),
+            "p50_ms": blank_if_none(load.p50_ms),
+            "p95_ms": blank_if_none(load.p95_ms),
+            "failures": blank_if_none(load.failures),
+        }
+        try:
+            row.update(self.cluster_columns())
+            self.collect_events(t)
+            self.unreachable_since = None
+        except TRANSIENT_ERRORS as error:
+            if self.unreachable_since is None:
+                self.unreachable_since = t
+                self.events[f"unreachable-{t}"] = {
+                    "t_seconds": t,
+                    "reason": "APIUnreachable",
+                    "kind": "APIServer",
+                    "name": "kube-apiserver",
+                    "message": one_line(error, 300),
+                }
+        self.rows.append(row)
+        self.append(row)
+        return row
+
+    def cluster_columns(self) -> dict:
+        """HPA status, the Deployment, its Pods and the Nodes, as read from the API now."""
         hpa = self.autoscaling.read_namespaced_horizontal_pod_autoscaler(
             self.release, self.namespace
         )
@@ -109,25 +158,15 @@ class TimelineRecorder:
         for metric in hpa.status.current_metrics or []:
             if metric.resource and metric.resource.name == "cpu":
                 cpu_percent = metric.resource.current.average_utilization
-        load = self.load.latest()
-        row = {
-            "t_seconds": t,
-            "users": load.users,
-            "offered_rps": round(load.offered_rps, 2),
+        return {
             "hpa_cpu_percent": blank_if_none(cpu_percent),
             "replicas_desired": hpa.status.desired_replicas,
             "replicas_ready": deployment.status.ready_replicas or 0,
             "pods_pending": sum(1 for p in pods if p.status.phase == "Pending"),
             "nodes_ready": sum(1 for n in nodes if node_is_ready(n)),
-            "response_ms": blank_if_none(
-                None if load.response_ms is None else round(load.response_ms, 1)
-            ),
-            "p50_ms": blank_if_none(load.p50_ms),
-            "p95_ms": blank_if_none(load.p95_ms),
-            "failures": blank_if_none(load.failures),
         }
-        self.rows.append(row)
-        self.append(row)
+
+    def collect_events(self, t: float) -> None:
         for namespace in (self.namespace, *self.event_namespaces):
             for event in self.core.list_namespaced_event(namespace).items:
                 if event.metadata.uid not in self.events:
@@ -138,7 +177,6 @@ class TimelineRecorder:
                         "name": event.involved_object.name,
                         "message": (event.message or "").replace("\n", " "),
                     }
-        return row
 
     @property
     def timeline(self) -> Path:
@@ -175,6 +213,5 @@ class TimelineRecorder:
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            with contextlib.suppress(ApiException):  # transient; the next period retries
-                self.sample()
+            self.sample()
             stop.wait(self.period)

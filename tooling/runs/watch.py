@@ -13,11 +13,11 @@ from pathlib import Path
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from tooling.names import APP_NAMESPACE, SELECTOR, SERVER_NAME
+from tooling.report.summary import read_timeline
 from tooling.runs.locust_load import LocustWatch
 from tooling.runs.server_metrics import ServerCounters, read_server_counters
-from tooling.runs.story import APP_NAMESPACE, SELECTOR, SERVER_NAME
 from tooling.runs.timeline import TimelineRecorder
-from tooling.timeline_summary import read_timeline
 
 
 def served_text(now: ServerCounters, earlier: ServerCounters, seconds: float) -> str:

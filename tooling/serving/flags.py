@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from tooling.errors import UserError
+
 
 def _bool(text: str) -> bool:
     if text.lower() in ("1", "true", "yes"):
@@ -65,13 +67,13 @@ def model_configs(args: argparse.Namespace) -> list[ModelConfig]:
         try:
             text_format.Parse(args.model_config_file.read_text(), config)
         except text_format.ParseError as error:
-            raise ValueError(f"--model_config_file {args.model_config_file}: {error}") from error
+            raise UserError(f"--model_config_file {args.model_config_file}: {error}") from error
         models = [ModelConfig(c.name, Path(c.base_path)) for c in config.model_config_list.config]
         if not models:
-            raise ValueError(f"--model_config_file {args.model_config_file} lists no model")
+            raise UserError(f"--model_config_file {args.model_config_file} lists no model")
         return models
     if not args.model_base_path:
-        raise ValueError("give --model_base_path (with --model_name) or --model_config_file")
+        raise UserError("give --model_base_path (with --model_name) or --model_config_file")
     return [ModelConfig(args.model_name, args.model_base_path)]
 
 

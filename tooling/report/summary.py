@@ -6,6 +6,11 @@ pending seconds = Σ Δt while pods_pending > 0, SLO-violation seconds = Σ Δt 
 and the latency exceeds the SLO (or nothing serves at all). The latency is p95_ms where real
 Locust measured it, else response_ms (the rehearsal's load model). failures = the largest
 cumulative failure count Locust reported (none in the rehearsal).
+
+Rows sampled while the API server did not answer have blank cluster columns: they count as
+"API server unreachable" seconds, and the sums hold the last value read before the gap.
+"HPA without CPU metrics" = Σ Δt while users > 0, the API answers, and the HPA shows no CPU
+utilization (metrics-server not serving): the HPA cannot scale then.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from tooling.errors import UserError
 
 DEFAULT_SLO_MS = 1000.0
 
@@ -33,6 +40,8 @@ class TimelineSummary:
     slo_ms: float
     failures: int | None = None  # None: no real load measured failures
     node_autoscaler: str | None = None  # what scaled the nodes (from run.json); None: unknown
+    api_unreachable_seconds: float = 0.0
+    hpa_blind_seconds: float = 0.0
 
     def metrics(self) -> list[tuple[str, str]]:
         """(name, value as text) pairs: what `lines`, `markdown` and `compare` show."""
@@ -55,7 +64,17 @@ class TimelineSummary:
             ("pods pending for", f"{self.pending_seconds:.0f} s"),
             (f"over the {self.slo_ms:.0f} ms SLO for", f"{self.slo_violation_seconds:.0f} s"),
             ("failures", "-" if self.failures is None else f"{self.failures}"),
+            *self.outages(),
         ]
+
+    def outages(self) -> list[tuple[str, str]]:
+        """Lines only for what went wrong in the run (none when nothing did)."""
+        lines = []
+        if self.api_unreachable_seconds:
+            lines.append(("API server unreachable for", f"{self.api_unreachable_seconds:.0f} s"))
+        if self.hpa_blind_seconds:
+            lines.append(("HPA without CPU metrics for", f"{self.hpa_blind_seconds:.0f} s"))
+        return lines
 
     def lines(self) -> list[str]:
         return [f"{name:<26}{value}" for name, value in self.metrics()]
@@ -91,11 +110,37 @@ def largest_failure_count(rows: list[dict[str, float | None]]) -> int | None:
     return max(counts) if counts else None
 
 
+def held(rows: list[dict[str, float | None]], columns: tuple[str, ...]) -> list[dict]:
+    """Rows with blank cluster cells (the API server did not answer) holding the last values
+    read before them (the first known ones, for a gap at the very start)."""
+    first = next((row for row in rows if row["replicas_ready"] is not None), None)
+    if first is None:
+        raise UserError("the timeline has no row read from the cluster: nothing to sum up")
+    last = {column: first[column] for column in columns}
+    filled = []
+    for row in rows:
+        if row["replicas_ready"] is not None:
+            last = {column: row[column] for column in columns}
+        filled.append({**row, **last})
+    return filled
+
+
+HELD_COLUMNS = ("replicas_desired", "replicas_ready", "pods_pending", "nodes_ready")
+
+
 def summarize(
     rows: list[dict[str, float | None]], slo_ms: float = DEFAULT_SLO_MS
 ) -> TimelineSummary:
     if not rows:
-        raise ValueError("the timeline has no rows")
+        raise UserError("the timeline has no rows")
+    unreachable = [row["replicas_ready"] is None for row in rows]
+    blind = [
+        (row["users"] or 0) > 0
+        and row["replicas_ready"] is not None
+        and row["hpa_cpu_percent"] is None
+        for row in rows
+    ]
+    rows = held(rows, HELD_COLUMNS)
     spans = [later["t_seconds"] - row["t_seconds"] for row, later in itertools.pairwise(rows)]
     spans.append(0.0)
     start_replicas, start_nodes = rows[0]["replicas_ready"], rows[0]["nodes_ready"]
@@ -127,6 +172,9 @@ def summarize(
         """Σ value(row)·Δt: each row's value holds until the next sample."""
         return sum(value(row) * span for row, span in zip(rows, spans, strict=True))
 
+    def seconds_while(flags: list[bool]) -> float:
+        return sum(span for flag, span in zip(flags, spans, strict=True) if flag)
+
     return TimelineSummary(
         max_replicas=int(max(row["replicas_ready"] for row in rows)),
         max_nodes=int(max(row["nodes_ready"] for row in rows)),
@@ -139,4 +187,6 @@ def summarize(
         slo_violation_seconds=over_time(lambda row: 1.0 if violates(row) else 0.0),
         slo_ms=slo_ms,
         failures=largest_failure_count(rows),
+        api_unreachable_seconds=seconds_while(unreachable),
+        hpa_blind_seconds=seconds_while(blind),
     )

@@ -1,0 +1,28 @@
+"""Where clusters come from: one Provider per kind (the local rehearsal, kind, GKE), each with
+create, credentials, delete and the autoscaling story's target (tooling.providers.base)."""
+
+from __future__ import annotations
+
+from tooling.errors import UserError
+from tooling.providers.base import ClusterSpec, LoadSpec, Provider, RunSpec
+
+PROVIDERS = ("rehearsal", "kind", "gke")
+
+__all__ = ["PROVIDERS", "ClusterSpec", "LoadSpec", "Provider", "RunSpec", "provider"]
+
+
+def provider(name: str) -> Provider:
+    """The provider of that name (imported on use: GKE's clients load only for GKE)."""
+    if name == "rehearsal":
+        from tooling.providers.rehearsal import RehearsalProvider
+
+        return RehearsalProvider()
+    if name == "kind":
+        from tooling.providers.kind import KindProvider
+
+        return KindProvider()
+    if name == "gke":
+        from tooling.providers.gke import GkeProvider
+
+        return GkeProvider()
+    raise UserError(f"--provider {name!r}: use one of {', '.join(PROVIDERS)}")
