@@ -50,6 +50,16 @@ if [[ ! -f .venv/.base-$key ]]; then
   touch ".venv/.base-$key"
 fi
 
+# The dependencies' commands (pytest, locust, saved_model_cli …) in .venv/bin too, run by .venv's
+# interpreter (which sees this project), so an activated .venv gets the project's own tools.
+for script in "$base"/bin/*; do
+  name="$(basename "$script")"
+  [[ -f "$script" && ! -e ".venv/bin/$name" ]] || continue
+  head -n1 "$script" | grep -qE "^#!$base/bin/python[0-9.]*$" || continue  # pip's launchers only
+  { echo "#!$root/.venv/bin/python"; tail -n +2 "$script"; } > ".venv/bin/$name"
+  chmod +x ".venv/bin/$name"
+done
+
 bash hack/install-tools.sh
 # Python CLIs that chart-testing calls, next to the Go tools.
 for tool in yamllint yamale; do ln -sfn "$base/bin/$tool" .tools/bin/$tool; done

@@ -6,6 +6,7 @@ import os
 import subprocess
 
 import helm_cli as helm
+import pytest
 
 from tooling import paths
 
@@ -86,3 +87,40 @@ def test_a_cached_autoscaler_is_linked_without_its_source(tmp_path):
     result = install_cluster_autoscaler(tmp_path)
     assert "stand-in" not in result.stdout
     assert (tmp_path / "bin" / "cluster-autoscaler").resolve() == cached
+
+
+VENV_BIN = paths.REPO_ROOT / ".venv" / "bin"
+
+
+def venv_tool(name: str) -> str:
+    """A command in the project's .venv, run by the .venv's own interpreter."""
+    script = VENV_BIN / name
+    assert script.is_file(), f"{script} is missing: `make setup` puts it there"
+    assert script.read_text().splitlines()[0] == f"#!{VENV_BIN / 'python'}"
+    return str(script)
+
+
+@pytest.mark.parametrize("command", [["pytest", "--version"], ["locust", "--version"]])
+def test_the_projects_venv_has_its_tools(command):
+    """An activated .venv runs the project's own pytest, locust and TensorFlow tools."""
+    result = subprocess.run([venv_tool(command[0]), *command[1:]], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-500:]
+
+
+def test_the_venvs_saved_model_cli_reads_the_exported_model(exported_model):
+    command = [venv_tool("saved_model_cli"), "show", "--dir", str(exported_model / "1")]
+    command += ["--tag_set", "serve", "--signature_def", "serving_default"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-500:]
+    assert "image_bytes" in result.stdout and "DT_STRING" in result.stdout
+
+
+def test_the_venvs_pytest_sees_the_project():
+    result = subprocess.run(
+        [venv_tool("pytest"), "--collect-only", "-q", "tests/test_load_shapes.py"],
+        cwd=paths.REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-800:]
+    assert "test_load_shapes.py::" in result.stdout

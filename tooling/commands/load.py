@@ -42,7 +42,10 @@ def handle_run(args: argparse.Namespace) -> int:
         raise UserError("--workers must be at least 1")
     shape = None if args.shape == "none" else args.shape
     if shape:
-        shape_from_spec(shape)  # a bad shape fails here, with the list of good ones
+        try:
+            shape_from_spec(shape)  # a bad shape fails here, with the list of good ones
+        except (ValueError, OSError) as error:
+            raise UserError(f"--shape {shape}: {error}") from error
     result = run_load(
         LoadRunSpec(
             host=args.host,

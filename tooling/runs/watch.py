@@ -11,13 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
 
+from tooling.errors import cluster_unreachable, one_line
 from tooling.names import APP_NAMESPACE, SELECTOR, SERVER_NAME
 from tooling.report.summary import read_timeline
 from tooling.runs.locust_load import LocustWatch
 from tooling.runs.server_metrics import ServerCounters, read_server_counters
 from tooling.runs.timeline import TimelineRecorder
+from tooling.runs.transient import TRANSIENT_ERRORS
 
 
 def served_text(now: ServerCounters, earlier: ServerCounters, seconds: float) -> str:
@@ -35,8 +36,8 @@ def status_line(row: dict) -> str:
     return (
         f"t={row['t_seconds']:>7}s  users {value('users')}  req/s {value('offered_rps')}  "
         f"p50 {value('p50_ms', 'ms')}  p95 {value('p95_ms', 'ms')}  "
-        f"replicas {row['replicas_ready']}/{row['replicas_desired']}  "
-        f"pending {row['pods_pending']}  nodes {row['nodes_ready']}  "
+        f"replicas {value('replicas_ready')}/{value('replicas_desired')}  "
+        f"pending {value('pods_pending')}  nodes {value('nodes_ready')}  "
         f"HPA CPU {value('hpa_cpu_percent', '%')}"
     )
 
@@ -51,6 +52,10 @@ def watch(
     """Samples until `samples` rows (or Ctrl-C); returns the recorder (rows, events)."""
     api = config.new_client_from_config(str(kubeconfig))
     core = client.CoreV1Api(api)
+    try:
+        core.list_namespace(limit=1)
+    except TRANSIENT_ERRORS as error:
+        raise cluster_unreachable(kubeconfig, error) from error
     recorder = TimelineRecorder(
         core,
         client.AutoscalingV2Api(api),
@@ -78,8 +83,8 @@ def watch(
                     line += served_text(now[1], earlier[1], now[0] - earlier[0])
                 earlier = now
                 show(line)
-            except ApiException as error:  # transient: say so and go on
-                show(f"(the API server answered {error.status} {error.reason}; retrying)")
+            except TRANSIENT_ERRORS as error:  # say so and go on
+                show(f"(the API server did not answer: {one_line(error, 120)}; retrying)")
             if samples is None or len(recorder.rows) < samples:
                 time.sleep(interval)
     except KeyboardInterrupt:
