@@ -1,0 +1,200 @@
+"""The rehearsal cluster's life, with the real processes: `cluster create --kubeconfig FILE`
+writes exactly FILE; two clusters started at once both work (their own ports, their own
+metrics); `cluster delete` and Ctrl-C at any stage of `cluster create` or `rehearse` leave no
+process running and no port taken (checked by pid and by port)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from kubernetes import client, config
+
+from tooling.rehearsal import components
+from tooling.rehearsal.cluster import missing_binaries
+
+MISSING = missing_binaries()
+pytestmark = pytest.mark.skipif(
+    bool(MISSING),
+    reason=f"rehearsal binaries missing ({', '.join(MISSING)}): run `make setup-rehearsal`",
+)
+CLI = [sys.executable, "-m", "tooling.cli"]
+
+
+def cluster_processes(name: str) -> dict[str, psutil.Process]:
+    """The cluster's running component processes, by component, from their pid files."""
+    found = {}
+    for pid_file in (components.cluster_workdir(name) / "pids").glob("*.pid"):
+        try:
+            found[pid_file.stem] = psutil.Process(int(pid_file.read_text().strip()))
+        except (psutil.NoSuchProcess, ValueError):
+            continue
+    return found
+
+
+def listening_ports(processes: dict[str, psutil.Process]) -> set[int]:
+    ports = set()
+    for process in processes.values():
+        try:
+            connections = process.net_connections(kind="tcp")
+        except psutil.NoSuchProcess:
+            continue
+        ports |= {c.laddr.port for c in connections if c.status == psutil.CONN_LISTEN}
+    return ports
+
+
+def assert_gone(processes: dict[str, psutil.Process], ports: set[int]) -> None:
+    """Every process ended (by pid) and every port free again (by binding it)."""
+    alive = [name for name, process in processes.items() if process.is_running()]
+    alive = [name for name in alive if processes[name].status() != psutil.STATUS_ZOMBIE]
+    assert not alive, f"still running: {alive}"
+    for port in ports:
+        with socket.socket() as probe:
+            # SO_REUSEADDR: closed connections in TIME_WAIT do not count, a listener does
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("0.0.0.0", port))  # raises if anything still listens on it
+
+
+def pod_metrics_served(kubeconfig: Path, name: str) -> bool:
+    """A pod with simulated CPU use in the cluster, and metrics-server serving its metrics."""
+    api = config.new_client_from_config(str(kubeconfig))
+    core = client.CoreV1Api(api)
+    try:
+        if not core.list_namespaced_service_account("default").items:
+            return False  # a controller makes it; pods need it
+        if not core.list_namespaced_pod("default", label_selector=f"probe={name}").items:
+            core.create_namespaced_pod("default", probe_pod(name))
+        listed = client.CustomObjectsApi(api).list_namespaced_custom_object(
+            "metrics.k8s.io", "v1beta1", "default", "pods", label_selector=f"probe={name}"
+        )
+    except client.ApiException:  # not served yet
+        return False
+    finally:
+        api.close()
+    return bool(listed.get("items"))
+
+
+def probe_pod(name: str) -> dict:
+    return {
+        "metadata": {
+            "name": f"probe-{name}",
+            "labels": {"probe": name},
+            "annotations": {"kwok.x-k8s.io/usage-cpu": "250m"},
+        },
+        "spec": {
+            "containers": [
+                {"name": "probe", "image": "probe", "resources": {"requests": {"cpu": "100m"}}}
+            ]
+        },
+    }
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} after {timeout:.0f} s"
+        time.sleep(0.5)
+
+
+def test_two_clusters_at_once_each_write_their_kubeconfig_and_serve_metrics(tmp_path):
+    names = [f"life-a-{os.getpid()}", f"life-b-{os.getpid()}"]
+    kubeconfigs = [tmp_path / "first.kubeconfig", tmp_path / "second.kubeconfig"]
+    results: dict[str, subprocess.CompletedProcess] = {}
+
+    def create(name: str, kubeconfig: Path) -> None:
+        command = [*CLI, "cluster", "create", "--name", name, "--kubeconfig", str(kubeconfig)]
+        command += ["--node-autoscaler", "stand-in"]
+        results[name] = subprocess.run(command, capture_output=True, text=True, timeout=400)
+
+    threads = [
+        threading.Thread(target=create, args=pair) for pair in zip(names, kubeconfigs, strict=True)
+    ]
+    processes: dict[str, psutil.Process] = {}
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for name, kubeconfig in zip(names, kubeconfigs, strict=True):
+            assert results[name].returncode == 0, results[name].stderr[-1500:]
+            assert results[name].stdout.strip() == str(kubeconfig.resolve())
+        # exactly the files named, nothing else beside them
+        assert sorted(tmp_path.iterdir()) == sorted(kubeconfigs)
+        for name, kubeconfig in zip(names, kubeconfigs, strict=True):
+            wait_until(lambda n=name, k=kubeconfig: pod_metrics_served(k, n), 120, "pod metrics")
+        processes = {f"{n}/{c}": p for n in names for c, p in cluster_processes(n).items()}
+        ports = [listening_ports(cluster_processes(name)) for name in names]
+        assert ports[0] and ports[1] and not ports[0] & ports[1]
+    finally:
+        for name in names:
+            subprocess.run([*CLI, "cluster", "delete", "--name", name], capture_output=True)
+    assert_gone(processes, set().union(*ports))
+
+
+def interrupt_when(command: list[str], name: str, ready, timeout: float = 300):
+    """Starts `command`, sends SIGINT once `ready(output so far)` holds; returns what ran."""
+    process = subprocess.Popen(
+        command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
+    reader.start()
+    seen: dict[str, psutil.Process] = {}
+    ports: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while not ready(lines):
+        assert process.poll() is None, f"ended before the stage: {''.join(lines)[-1500:]}"
+        assert time.monotonic() < deadline, f"stage not reached: {''.join(lines)[-1500:]}"
+        running = cluster_processes(name)
+        seen.update(running)
+        ports |= listening_ports(running)
+        time.sleep(0.2)
+    running = cluster_processes(name)
+    seen.update(running)
+    ports |= listening_ports(running)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) == 130
+    reader.join(timeout=5)
+    return seen, ports, "".join(lines)
+
+
+@pytest.mark.parametrize(
+    "stage",
+    [
+        "the control plane starting",  # kwokctl is forking etcd, the apiserver …
+        "the node pool starting",  # the control plane is up, the first node being made
+    ],
+)
+def test_ctrl_c_while_a_cluster_is_created_leaves_nothing(stage, tmp_path):
+    name = f"life-c-{os.getpid()}"
+    command = [*CLI, "cluster", "create", "--name", name]
+    command += ["--kubeconfig", str(tmp_path / "kubeconfig")]
+
+    def ready(lines: list[str]) -> bool:
+        if stage == "the control plane starting":
+            return "etcd" in cluster_processes(name)
+        return (tmp_path / "kubeconfig").is_file() and "kube-apiserver" in cluster_processes(name)
+
+    seen, ports, output = interrupt_when(command, name, ready)
+    assert seen, "no component process was seen"
+    assert "interrupted" in output
+    assert_gone(seen, ports)
+    assert not components.cluster_workdir(name).exists()
+
+
+@pytest.mark.parametrize("stage", ["model server installed", "load running"])
+def test_ctrl_c_during_rehearse_leaves_nothing(stage, tmp_path):
+    name = f"life-r-{os.getpid()}"
+    command = [*CLI, "rehearse", "--name", name, "--report", str(tmp_path / "run")]
+    seen, ports, output = interrupt_when(command, name, lambda lines: stage in "".join(lines))
+    assert {"kube-apiserver", "etcd"} <= set(seen) and "interrupted" in output
+    assert_gone(seen, ports)
+    assert not components.cluster_workdir(name).exists()
