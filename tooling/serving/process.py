@@ -21,6 +21,7 @@ class LocalServer:
     rest: str
     grpc: str
     log: Path
+    pid: int
 
 
 def batching_config(max_batch_size: int = 8, timeout_micros: int = 2000, threads: int = 1) -> str:
@@ -79,7 +80,7 @@ def local_server(
                         f"serve-local did not start:\n{log.read_text()[-3000:]}"
                     ) from error
                 time.sleep(0.5)
-        yield LocalServer(rest, f"127.0.0.1:{grpc_port}", log)
+        yield LocalServer(rest, f"127.0.0.1:{grpc_port}", log, process.pid)
     finally:
         process.terminate()
         try:
