@@ -19,8 +19,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
+from tooling.kube import api_client
 from tooling.loadgen.run import LoadRunSpec, free_port, run_load
 from tooling.names import MASTER_NAME, SELECTOR
 from tooling.rehearsal.cluster import create_cluster, delete_cluster, missing_binaries
@@ -46,7 +47,7 @@ def core_and_batch(tmp_path_factory):
         cluster = create_cluster(
             name, tmp_path_factory.mktemp("cluster") / "kubeconfig", profile("fast"), print
         )
-        api = config.new_client_from_config(str(cluster.kubeconfig))
+        api = api_client(cluster.kubeconfig)
         core = client.CoreV1Api(api)
         wait_for(  # pods need the namespace's default ServiceAccount, made by a controller
             lambda: bool(core.list_namespaced_service_account(NAMESPACE).items),

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
+from tooling.kube import api_client
 from tooling.rehearsal import components
 from tooling.rehearsal.cluster import missing_binaries
 
@@ -65,7 +66,7 @@ def assert_gone(processes: dict[str, psutil.Process], ports: set[int]) -> None:
 
 def pod_metrics_served(kubeconfig: Path, name: str) -> bool:
     """A pod with simulated CPU use in the cluster, and metrics-server serving its metrics."""
-    api = config.new_client_from_config(str(kubeconfig))
+    api = api_client(kubeconfig)
     core = client.CoreV1Api(api)
     try:
         if not core.list_namespaced_service_account("default").items:

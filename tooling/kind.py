@@ -13,10 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
-from kubernetes import config, utils
+from kubernetes import utils
 
 from tooling import paths
 from tooling.errors import UserError
+from tooling.kube import api_client
 
 COMMON_LABELS = {"k8s-app": "metrics-server"}  # its kustomization.yaml's commonLabels
 METRICS_SERVER_IMAGE = "registry.k8s.io/metrics-server/metrics-server:{version}"
@@ -97,7 +98,7 @@ def metrics_server_objects(version: str) -> list[dict]:
 
 
 def install_metrics_server(kubeconfig: Path) -> None:
-    api = config.new_client_from_config(str(kubeconfig))
+    api = api_client(kubeconfig)
     version = paths.pinned_versions()["METRICS_SERVER_VERSION"]
     for item in metrics_server_objects(version):
         try:

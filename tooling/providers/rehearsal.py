@@ -7,9 +7,10 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from kubernetes import client, config
+from kubernetes import client
 
 from tooling.errors import UserError
+from tooling.kube import api_client
 from tooling.providers.base import ClusterSpec, RunSpec, Say, cluster_name
 from tooling.rehearsal.cluster import create_cluster, delete_cluster, kwokctl, running_clusters
 from tooling.rehearsal.node_autoscalers import NodePool, node_autoscaler
@@ -34,7 +35,7 @@ class RehearsalProvider:
         pool = node_pool(cluster)
         try:
             created = create_cluster(name, cluster.kubeconfig, timings, say)
-            core = client.CoreV1Api(config.new_client_from_config(str(created.kubeconfig)))
+            core = client.CoreV1Api(api_client(created.kubeconfig))
             nodes = node_autoscaler(
                 cluster.node_autoscaler, core, name, created.kubeconfig, timings, pool
             )

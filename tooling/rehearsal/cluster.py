@@ -13,6 +13,7 @@ import fcntl
 import os
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,6 +171,35 @@ def create_cluster(
             "(a stale cluster of that name? `resnet-serving cluster delete --name NAME`)"
         )
     return RehearsalCluster(name, kubeconfig)
+
+
+def dead_components(name: str) -> list[str]:
+    """kwokctl's components of the cluster whose process has exited."""
+    pids = components.cluster_workdir(name) / "pids"
+    ours = set(EXTRA_COMPONENTS)
+    return sorted(
+        pid_file.stem
+        for pid_file in pids.glob("*.pid")
+        if pid_file.stem not in ours and components.running_pid(name, pid_file.stem) is None
+    )
+
+
+@dataclass
+class ControlPlaneSupervisor:
+    """Starts again the control-plane processes that exit, as a kubelet restarts a crashed
+    control-plane pod (kube-controller-manager and kube-scheduler exit when they lose their
+    leader lease, e.g. while the API server does not answer)."""
+
+    name: str
+    say: Callable[[str], None] = print
+    period: float = 2.0
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.period):
+            dead = dead_components(self.name)
+            if dead:
+                kwokctl("start", "cluster", f"--name={self.name}", check=False)
+                self.say(f"rehearsal: {', '.join(dead)} exited; started again")
 
 
 def delete_cluster(name: str) -> None:

@@ -18,9 +18,10 @@ from typing import Protocol
 from kubernetes import client
 
 from tooling.errors import UserError
+from tooling.kube import node_condition_ready
 from tooling.rehearsal import cluster_autoscaler, components
 from tooling.rehearsal.cluster import E2_STANDARD_4, NODE_GROUP_LABEL
-from tooling.rehearsal.node_group_controller import RehearsalNodeGroupController, node_is_ready
+from tooling.rehearsal.node_group_controller import RehearsalNodeGroupController
 from tooling.rehearsal.node_group_rules import GroupRules, Resources
 from tooling.rehearsal.profiles import Profile
 from tooling.rehearsal.quantities import cpu_cores, memory_bytes
@@ -127,7 +128,7 @@ class RealClusterAutoscaler:
             self.check_running()
 
     def settled(self) -> bool:
-        return all(node_is_ready(node) for node in group_nodes(self.core, self.pool.group))
+        return all(node_condition_ready(node) for node in group_nodes(self.core, self.pool.group))
 
 
 @dataclass

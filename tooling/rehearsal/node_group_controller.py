@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tooling.kube import node_condition_ready
 from tooling.rehearsal.cluster import NODE_GROUP_LABEL, node_manifest
 from tooling.rehearsal.node_group_rules import (
     GroupRules,
@@ -49,10 +50,6 @@ def is_unschedulable(pod: client.V1Pod) -> bool:
         c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable"
         for c in (pod.status.conditions or [])
     )
-
-
-def node_is_ready(node: client.V1Node) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
 
 
 @dataclass
@@ -168,7 +165,7 @@ class RehearsalNodeGroupController:
             Resources(
                 cpu_cores(allocatable.get("cpu", "0")), memory_bytes(allocatable.get("memory", "0"))
             ),
-            node_is_ready(node),
+            node_condition_ready(node),
             tuple(
                 PodView(p.metadata.name, pod_requests(p), movable=bool(p.metadata.owner_references))
                 for p in pods

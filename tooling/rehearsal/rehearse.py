@@ -16,13 +16,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubernetes import client, config
+from kubernetes import client
 
 from tooling import calibration, releases
+from tooling.kube import api_client
 from tooling.loadgen.load_shapes import Shape
 from tooling.names import SERVER_URL
 from tooling.rehearsal import cluster_autoscaler, components
-from tooling.rehearsal.cluster import E2_STANDARD_4, create_cluster, delete_cluster
+from tooling.rehearsal.cluster import (
+    E2_STANDARD_4,
+    ControlPlaneSupervisor,
+    create_cluster,
+    delete_cluster,
+)
 from tooling.rehearsal.load_driver import LoadDriver, cores_per_pod
 from tooling.rehearsal.node_autoscalers import NodePool, node_autoscaler
 from tooling.rehearsal.profiles import Profile
@@ -104,7 +110,7 @@ def rehearsal_target(
         cluster = create_cluster(
             spec.cluster_name, spec.kubeconfig or spec.run_dir / "kubeconfig", profile, say
         )
-        core = client.CoreV1Api(config.new_client_from_config(str(cluster.kubeconfig)))
+        core = client.CoreV1Api(api_client(cluster.kubeconfig))
         nodes = node_autoscaler(
             spec.node_autoscaler, core, cluster.name, cluster.kubeconfig, profile, pool
         )
@@ -126,7 +132,7 @@ def rehearsal_target(
                 {"model": {"source": {"uri": REHEARSAL_MODEL_URI, "existingClaim": ""}}},
             ),
             settled=nodes.settled,
-            background=(nodes.run,),
+            background=(nodes.run, ControlPlaneSupervisor(cluster.name, say).run),
             collect=lambda run_dir: keep_autoscaler_log(spec.cluster_name, run_dir),
         )
     finally:

@@ -77,7 +77,7 @@ class TimelineSummary:
         return lines
 
     def lines(self) -> list[str]:
-        return [f"{name:<26}{value}" for name, value in self.metrics()]
+        return [f"{name:<29}{value}" for name, value in self.metrics()]
 
     def markdown(self, title: str) -> str:
         rows = "\n".join(f"| {name} | {value} |" for name, value in self.metrics())

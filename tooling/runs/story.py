@@ -18,10 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubernetes import client, config
+from kubernetes import client
 
 from tooling import paths, releases
 from tooling.errors import UserError, cluster_unreachable
+from tooling.kube import api_client
 from tooling.names import APP_NAMESPACE, RELEASE, SELECTOR, SERVER_NAME
 from tooling.report.run_report import write_report
 from tooling.report.summary import TimelineSummary
@@ -215,7 +216,7 @@ def run_story(
     """Installs, loads, records until scaled back in; writes the run directory."""
     spec.run_dir.mkdir(parents=True, exist_ok=True)
     write_run_info(spec.run_dir, run_info(target, spec))
-    api = config.new_client_from_config(str(target.kubeconfig))
+    api = api_client(target.kubeconfig)
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     autoscaling = client.AutoscalingV2Api(api)
     loops = BackgroundLoops()

@@ -5,7 +5,9 @@ timeline.csv's columns are a contract (`report`, `compare` and the e2e tests rea
     t_seconds, users, offered_rps, hpa_cpu_percent, replicas_desired, replicas_ready,
     pods_pending, nodes_ready, response_ms, p50_ms, p95_ms, failures
 
-`users`, `offered_rps` and the latency columns come from the run's load source: the load model
+`hpa_cpu_percent` is blank while the HPA cannot get its metric (its ScalingActive condition
+is False, e.g. metrics-server not answering). `users`, `offered_rps` and the latency columns
+come from the run's load source: the load model
 in the rehearsal (`response_ms` is its mean response time; no percentiles, no failures), the
 Locust master's live stats on real clusters (`response_ms` is the current median). The rest is
 read from the API: HPA status, the Deployment, its Pods and the Nodes; those cells are blank in
@@ -26,6 +28,7 @@ from typing import Protocol
 from kubernetes import client
 
 from tooling.errors import one_line
+from tooling.kube import node_takes_pods
 from tooling.runs.transient import TRANSIENT_ERRORS
 
 TIMELINE_COLUMNS = (
@@ -80,12 +83,6 @@ class LoadSource(Protocol):
 def pod_is_ready(pod: client.V1Pod) -> bool:
     return pod.status.phase == "Running" and any(
         c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or [])
-    )
-
-
-def node_is_ready(node: client.V1Node) -> bool:
-    return not node.spec.unschedulable and any(
-        c.type == "Ready" and c.status == "True" for c in node.status.conditions or []
     )
 
 
@@ -158,12 +155,16 @@ class TimelineRecorder:
         for metric in hpa.status.current_metrics or []:
             if metric.resource and metric.resource.name == "cpu":
                 cpu_percent = metric.resource.current.average_utilization
+        if any(
+            c.type == "ScalingActive" and c.status == "False" for c in hpa.status.conditions or []
+        ):
+            cpu_percent = None  # the HPA could not get its metric: what it showed is stale
         return {
             "hpa_cpu_percent": blank_if_none(cpu_percent),
             "replicas_desired": hpa.status.desired_replicas,
             "replicas_ready": deployment.status.ready_replicas or 0,
             "pods_pending": sum(1 for p in pods if p.status.phase == "Pending"),
-            "nodes_ready": sum(1 for n in nodes if node_is_ready(n)),
+            "nodes_ready": sum(1 for n in nodes if node_takes_pods(n)),
         }
 
     def collect_events(self, t: float) -> None:

@@ -10,9 +10,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from kubernetes import client, config
+from kubernetes import client
 
 from tooling.errors import cluster_unreachable, one_line
+from tooling.kube import api_client
 from tooling.names import APP_NAMESPACE, SELECTOR, SERVER_NAME
 from tooling.report.summary import read_timeline
 from tooling.runs.locust_load import LocustWatch
@@ -50,7 +51,7 @@ def watch(
     show: Callable[[str], None] | None = None,
 ) -> TimelineRecorder:
     """Samples until `samples` rows (or Ctrl-C); returns the recorder (rows, events)."""
-    api = config.new_client_from_config(str(kubeconfig))
+    api = api_client(kubeconfig)
     core = client.CoreV1Api(api)
     try:
         core.list_namespace(limit=1)

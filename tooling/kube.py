@@ -1,0 +1,47 @@
+"""Talking to a cluster: an API client whose every call has a timeout (an API server that
+stops answering makes a call fail, never hang), and what a Node's status says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kubernetes import client, config
+
+# (connect, read) seconds for each API call that names none; list calls of a few hundred
+# objects answer in well under a second, so a read this long means the server is not there.
+REQUEST_TIMEOUT = (5.0, 10.0)
+
+
+class TimedApiClient(client.ApiClient):
+    """An ApiClient whose calls time out after REQUEST_TIMEOUT unless they say otherwise."""
+
+    def call_api(
+        self,
+        method: str,
+        url: str,
+        header_params: dict | None = None,
+        body: object = None,
+        post_params: list | None = None,
+        _request_timeout: float | tuple[float, float] | None = None,
+    ) -> object:
+        return super().call_api(
+            method, url, header_params, body, post_params, _request_timeout or REQUEST_TIMEOUT
+        )
+
+
+def api_client(kubeconfig: Path) -> client.ApiClient:
+    """A client for the kubeconfig's current context, with timeouts on every call."""
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+    configuration.retries = 0  # a call that times out fails at once; callers retry on their own
+    return TimedApiClient(configuration)
+
+
+def node_condition_ready(node: client.V1Node) -> bool:
+    """The node's Ready condition is True (what a node autoscaler waits for)."""
+    return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+
+
+def node_takes_pods(node: client.V1Node) -> bool:
+    """Ready and not cordoned: a node the scheduler may use (what the timeline counts)."""
+    return not node.spec.unschedulable and node_condition_ready(node)
