@@ -118,3 +118,17 @@ HAND_COMPUTED = {
     "pending_seconds": 24.5,
     "slo_seconds": 0.0,
 }
+
+
+def test_an_api_gap_is_shaded_on_the_picture(run_dir):
+    from tooling.report.timeline_plot import plot_timeline, read_events
+
+    rows = read_timeline(run_dir / "timeline.csv")
+    for row in rows[10:14]:  # the API server did not answer for these samples
+        row["replicas_ready"] = row["replicas_desired"] = row["nodes_ready"] = None
+    figure = plot_timeline(rows, read_events(run_dir / "events.csv"), "gap")
+    nodes = figure.axes[3]
+    (shade,) = [patch for patch in nodes.patches if patch.get_gid() == "unreachable"]
+    start, width = shade.get_x(), shade.get_width()
+    assert (start, start + width) == pytest.approx((rows[10]["t_seconds"], rows[14]["t_seconds"]))
+    assert "API server unreachable" in nodes.get_legend_handles_labels()[1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -46,16 +46,28 @@ def latency_series(rows: Rows) -> tuple[str, list[float]]:
     return "response time, load model (ms)", column(rows, "response_ms")
 
 
-def pending_spans(rows: Rows) -> list[tuple[float, float]]:
-    """[start, end) time spans during which some pod was Pending (a row holds until the next)."""
+def spans_where(
+    rows: Rows, holds: Callable[[dict[str, float | None]], bool]
+) -> list[tuple[float, float]]:
+    """[start, end) time spans of the rows where `holds(row)` (a row lasts until the next)."""
     spans: list[tuple[float, float]] = []
     for row, later in itertools.pairwise(rows):
-        if row.get("pods_pending"):
+        if holds(row):
             start, end = float(row["t_seconds"]), float(later["t_seconds"])
             if spans and spans[-1][1] == start:
                 start = spans.pop()[0]
             spans.append((start, end))
     return spans
+
+
+def pending_spans(rows: Rows) -> list[tuple[float, float]]:
+    """When some pod was Pending."""
+    return spans_where(rows, lambda row: bool(row.get("pods_pending")))
+
+
+def unreachable_spans(rows: Rows) -> list[tuple[float, float]]:
+    """When the API server did not answer (the cluster's cells are blank)."""
+    return spans_where(rows, lambda row: row.get("replicas_ready") is None)
 
 
 def mark_events(axes: Sequence, events: list[dict[str, str]]) -> None:
@@ -111,6 +123,10 @@ def plot_timeline(
     nodes.set_ylabel("nodes")
     nodes.set_xlabel("seconds")
 
+    for index, (start, end) in enumerate(unreachable_spans(rows)):
+        for ax in (replicas, nodes):
+            label = "API server unreachable" if index == 0 and ax is nodes else None
+            ax.axvspan(start, end, color="tab:gray", alpha=0.25, label=label, gid="unreachable")
     mark_events([load, latency, replicas, nodes], events)
     load.legend(
         handles=load.get_legend_handles_labels()[0] + rate.get_legend_handles_labels()[0],
