@@ -31,6 +31,13 @@ def add_run_arguments(parser: argparse.ArgumentParser, default_report: str) -> N
     )
     parser.add_argument("--shape", default="step", help=f"load shape: {', '.join(SHAPE_NAMES)}")
     parser.add_argument(
+        "--load",
+        choices=("locust", "model"),
+        default="locust",
+        help="rehearsal: real Locust against the replica fleet (locust), or the analytical "
+        "load model (model: for runs too large for one machine)",
+    )
+    parser.add_argument(
         "--step-seconds",
         type=float,
         help="seconds per step of the step shape (rehearsal: 8 fast, 60 lab; clusters: 60)",
@@ -48,7 +55,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, default_report: str) -> N
 def run_spec(args: argparse.Namespace, default_report: str, down: bool) -> RunSpec:
     return RunSpec(
         run_dir=args.report or Path("runs") / time.strftime(default_report),
-        load=LoadSpec(args.shape, args.step_seconds, getattr(args, "workers", 2)),
+        load=LoadSpec(args.shape, args.step_seconds, getattr(args, "workers", 2), args.load),
         values_files=tuple(args.values) if args.values else (LAB_VALUES,),
         model_uri=getattr(args, "model_uri", ""),
         bucket=getattr(args, "bucket", ""),

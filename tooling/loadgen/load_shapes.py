@@ -120,6 +120,35 @@ SHAPE_VARIABLES = (
 )
 
 
+def spec_of(shape: Shape) -> tuple[str, dict[str, str], str]:
+    """The inverse of shape_from_spec: (name, environment variables, CSV rows for `file`)."""
+    if isinstance(shape, StepShape):
+        env = {
+            "STEP_USERS": shape.step_users,
+            "STEP_SECONDS": shape.step_seconds,
+            "STEPS": shape.steps,
+        }
+        return "step", {name: f"{value:g}" for name, value in env.items()}, ""
+    if isinstance(shape, RampShape):
+        env = {
+            "RAMP_START_USERS": shape.start_users,
+            "RAMP_PEAK_USERS": shape.peak_users,
+            "RAMP_SECONDS": shape.seconds,
+        }
+        return "ramp", {name: f"{value:g}" for name, value in env.items()}, ""
+    if isinstance(shape, SpikeShape):
+        env = {
+            "SPIKE_BASE_USERS": shape.base_users,
+            "SPIKE_USERS": shape.spike_users,
+            "SPIKE_START": shape.spike_start,
+            "SPIKE_SECONDS": shape.spike_seconds,
+            "SPIKE_TOTAL_SECONDS": shape.seconds,
+        }
+        return "spike", {name: f"{value:g}" for name, value in env.items()}, ""
+    rows = "".join(f"{seconds:g},{users}\n" for seconds, users in shape.rows)
+    return "file", {}, "seconds,users\n" + rows
+
+
 def shape_seconds(shape: Shape, limit: float = 6 * 3600) -> float:
     """How long the shape runs: its first whole second with no users left (at most `limit`)."""
     t = 0.0

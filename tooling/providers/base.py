@@ -42,10 +42,13 @@ class LoadSpec:
     shape: str = "step"
     step_seconds: float | None = None
     workers: int = 2
+    source: str = "locust"  # rehearsal: real Locust on the replica fleet, or the load `model`
 
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise UserError("--workers must be at least 1")
+        if self.source not in ("locust", "model"):
+            raise UserError(f"--load {self.source!r}: use locust or model")
 
     def environment(self, default_step_seconds: float | None = None) -> dict[str, str]:
         """The shape's variables: the environment's, then --step-seconds, then the default."""

@@ -75,6 +75,7 @@ class RehearsalProvider:
             cluster_name=cluster_name(cluster, self),
             keep_cluster=not run.down,
             kubeconfig=cluster.kubeconfig,
+            load=run.load.source,
         )
         with rehearsal_target(spec, say) as target:
             yield target

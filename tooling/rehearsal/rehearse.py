@@ -3,14 +3,16 @@
 The rehearsal target: kwok's control plane (real apiserver, controller-manager with the real
 HPA controller, scheduler, metrics-server) with a node pool of simulated e2-standard-4 nodes at
 its min size, the real Cluster Autoscaler (or, where it is not built, the rehearsal's stand-in)
-adding and removing nodes, and the load model standing in for Locust (pods run no containers
-here). The story itself — install, load,
+adding and removing nodes, and the load: real Locust against the replica fleet (`locust`,
+tooling.rehearsal.locust_load), or the analytical load model (`model`, for runs too large for
+one machine). Pods run no containers here. The story itself — install, load,
 record, scale back in — is the one every cluster runs (tooling.runs.story).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,9 +21,12 @@ from pathlib import Path
 from kubernetes import client
 
 from tooling import calibration, releases
+from tooling.fleet.endpoints import Fleet
+from tooling.fleet.replicas import ModelCost
+from tooling.fleet.usage import UsageWriter
 from tooling.kube import api_client
-from tooling.loadgen.load_shapes import Shape
-from tooling.names import SERVER_URL
+from tooling.loadgen.load_shapes import Shape, shape_seconds, spec_of
+from tooling.names import LOAD_RELEASE, SERVER_URL
 from tooling.rehearsal import cluster_autoscaler, components
 from tooling.rehearsal.cluster import (
     E2_STANDARD_4,
@@ -30,8 +35,11 @@ from tooling.rehearsal.cluster import (
     delete_cluster,
 )
 from tooling.rehearsal.load_driver import LoadDriver, cores_per_pod
+from tooling.rehearsal.locust_load import FleetLocustLoad
 from tooling.rehearsal.node_autoscalers import NodePool, node_autoscaler
 from tooling.rehearsal.profiles import Profile
+from tooling.rehearsal.quantities import cpu_cores
+from tooling.runs.locust_load import LocustSettings
 from tooling.runs.story import (
     LAB_VALUES,
     StoryContext,
@@ -43,14 +51,13 @@ from tooling.runs.story import (
 
 # Pods run no containers here, so the model is never fetched; the URI only has to be valid.
 REHEARSAL_MODEL_URI = "https://rehearsal.invalid/image_classifier.tar.gz"
-# The Locust pods are simulated too (the load model stands in for them); small requests keep
-# them from taking the room the model server's replicas scale into.
+# The Locust chart's pods are simulated too (its master and workers run on this machine, or
+# the load model stands in for them); small requests keep them from taking the room the model
+# server's replicas scale into.
 SMALL = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
-LOCUST_VALUES = {
-    "loadtest": {"host": SERVER_URL},
-    "master": {"resources": SMALL},
-    "worker": {"replicas": 1, "resources": SMALL},
-}
+LOADS = ("locust", "model")
+LOCUST_WORKERS = 2
+LOCUST_MARGIN_SECONDS = 30  # --run-time past the shape's end (the shape ends the run itself)
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,21 @@ class RehearsalSpec:
     scale_in_timeout: float | None = None  # seconds after load stops; default from the profile
     keep_cluster: bool = False
     kubeconfig: Path | None = None  # where the cluster's kubeconfig goes (run_dir/kubeconfig)
+    load: str = "locust"  # locust: real Locust on the replica fleet; model: the load model
+
+
+def locust_settings(spec: RehearsalSpec) -> LocustSettings:
+    """The Locust chart's run for the rehearsal's shape (its end bounds the run time)."""
+    shape, environment, shape_file = spec_of(spec.shape)
+    run_time = f"{math.ceil(shape_seconds(spec.shape)) + LOCUST_MARGIN_SECONDS}s"
+    return LocustSettings(shape, environment, shape_file, LOCUST_WORKERS, run_time)
+
+
+def locust_values(spec: RehearsalSpec) -> dict:
+    values = locust_settings(spec).values(SERVER_URL)
+    values["master"] = {"resources": SMALL}
+    values["worker"]["resources"] = SMALL
+    return values
 
 
 def scale_in_timeout(spec: RehearsalSpec) -> float:
@@ -80,9 +102,39 @@ def scale_in_timeout(spec: RehearsalSpec) -> float:
     )
 
 
+def model_cost(measured: calibration.Calibration) -> ModelCost:
+    """A prediction's CPU-seconds, and the cores one request alone uses (CPU-s ÷ latency)."""
+    latency = measured.wall_ms_batch1_median / 1000
+    return ModelCost(measured.cpu_seconds_per_request, measured.cpu_seconds_per_request / latency)
+
+
+def locust_on_the_fleet(spec: RehearsalSpec, context: StoryContext) -> FleetLocustLoad:
+    """The Locust chart installed (its pods simulated), its master and workers run here
+    against the replica fleet, which writes each replica's CPU from its work."""
+    values = locust_values(spec)
+    releases.install(context.kubeconfig, LOAD_RELEASE, "locust", context.namespace, values)
+    fleet = Fleet(
+        client.CoreV1Api(context.api),
+        client.DiscoveryV1Api(context.api),
+        context.namespace,
+        context.server_name,
+        model_cost(calibration.load()),
+        cpu_cores(E2_STANDARD_4["allocatable"]["cpu"]),
+    )
+    usage = UsageWriter(
+        fleet,
+        context.selector,
+        spec.profile.metric_resolution_seconds,
+        spec.profile.usage_update_seconds,
+    )
+    return FleetLocustLoad(fleet, usage, locust_settings(spec), values, spec.run_dir / "locust")
+
+
 def simulated_load(spec: RehearsalSpec, context: StoryContext) -> LoadDriver:
     """The Locust chart (its pods simulated like the rest) and the load model's driver."""
-    releases.install(context.kubeconfig, "load", "locust", context.namespace, LOCUST_VALUES)
+    releases.install(
+        context.kubeconfig, LOAD_RELEASE, "locust", context.namespace, locust_values(spec)
+    )
     apps, core = client.AppsV1Api(context.api), client.CoreV1Api(context.api)
     server = apps.read_namespaced_deployment(context.server_name, context.namespace)
     container = server.spec.template.spec.containers[0]
@@ -123,7 +175,9 @@ def rehearsal_target(
         yield StoryTarget(
             provider="rehearsal",
             kubeconfig=cluster.kubeconfig,
-            start_load=lambda context: simulated_load(spec, context),
+            start_load=lambda context: (
+                locust_on_the_fleet if spec.load == "locust" else simulated_load
+            )(spec, context),
             node_autoscaler=f"{nodes.name}, {pool.autoscaling_profile}",
             ready_timeout=300,
             scale_in_timeout=scale_in_timeout(spec),

@@ -1,6 +1,7 @@
 """Pictures of runs: one run's timeline as stacked panels, or several runs overlaid.
 
-Panels share the time axis: users and requests/s; latency against the SLO line; replicas
+Panels share the time axis: users and requests/s; latency against the SLO line (p95 and p50
+where Locust measured them, with its failed requests); replicas
 desired vs ready with the time pods were Pending shaded; nodes. Scale events are vertical
 lines: SuccessfulRescale (the HPA), TriggeredScaleUp and ScaleDown (the cluster autoscaler).
 """
@@ -107,9 +108,21 @@ def plot_timeline(
 
     name, values = latency_series(rows)
     latency.plot(t, values, label=name, color="tab:brown")
+    if any(row.get("p50_ms") is not None for row in rows):
+        latency.plot(t, column(rows, "p50_ms"), label="p50 latency (ms)", color="tab:olive")
     latency.axhline(slo_ms, color="black", linestyle="--", label=f"SLO {slo_ms:.0f} ms")
     latency.set_ylabel("ms")
-    latency.legend(loc="upper left")
+    handles = latency.get_legend_handles_labels()[0]
+    if any(row.get("failures") is not None for row in rows):
+        failed = latency.twinx()
+        failed.step(
+            t, column(rows, "failures"), where="post", label="failed requests", color="tab:red"
+        )
+        failed.set_ylabel("failed requests (total)")
+        failed.set_ylim(bottom=0)
+        failed.yaxis.set_major_locator(MaxNLocator(integer=True))
+        handles += failed.get_legend_handles_labels()[0]
+    latency.legend(handles=handles, loc="upper left", fontsize="small")
 
     for index, (start, end) in enumerate(pending_spans(rows)):
         label = "pods pending" if index == 0 else None

@@ -1,0 +1,62 @@
+"""The simulated replicas behind the model Service: one per ready endpoint, each a
+processor-sharing server sized like its pod, and how each one dies when its pod is deleted.
+
+Kubernetes' own rule for a deleted pod: it leaves the Service's endpoints at once (no new
+requests), its preStop hook runs, SIGTERM follows, and at `terminationGracePeriodSeconds` after
+the deletion it is killed; the preStop sleep is part of that grace period, not added to it.
+TF Serving does not stop on SIGTERM (tensorflow/serving#1853), so a replica serves what is in
+flight until that kill: a request still running then fails, as a reset connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kubernetes import client
+
+from tooling.fleet.sharing import ProcessorSharing
+from tooling.rehearsal.quantities import cpu_cores
+
+DEFAULT_GRACE_SECONDS = 30.0  # Kubernetes' default terminationGracePeriodSeconds
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    """What one prediction costs on a replica, measured on the real model (`calibrate`)."""
+
+    cpu_seconds: float  # core-seconds per request
+    per_request_cores: float  # the cores one request alone can use (CPU-seconds / latency)
+
+
+@dataclass
+class SimulatedReplica:
+    pod: str
+    cores: float
+    cost: ModelCost
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
+    dies_at: float | None = None  # monotonic time of the kill, once its pod is deleted
+    cpu: ProcessorSharing = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cpu = ProcessorSharing(self.cores, min(self.cost.per_request_cores, self.cores))
+
+    async def predict(self, instances: int) -> None:
+        await self.cpu.serve(self.cost.cpu_seconds * max(1, instances))
+
+
+def pod_cores(pod: client.V1Pod, node_allocatable_cpu: float) -> float:
+    """CPU one replica may use: its server container's limit, else the node's allocatable."""
+    for container in pod.spec.containers or []:
+        limits = (container.resources and container.resources.limits) or {}
+        if limits.get("cpu"):
+            return cpu_cores(limits["cpu"])
+    return node_allocatable_cpu
+
+
+def pod_grace_seconds(pod: client.V1Pod) -> float:
+    """When the pod is killed after its deletion: its deletion's grace period once deleted,
+    else its spec's terminationGracePeriodSeconds."""
+    if pod.metadata.deletion_grace_period_seconds is not None:
+        return float(pod.metadata.deletion_grace_period_seconds)
+    grace = pod.spec.termination_grace_period_seconds
+    return DEFAULT_GRACE_SECONDS if grace is None else float(grace)
