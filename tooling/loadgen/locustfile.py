@@ -112,13 +112,15 @@ class RestPredictUser(FastHttpUser):
             name="REST predict",
             catch_response=True,
         ) as response:
+            text = response.text or ""  # None when no answer came (a reset connection)
             if response.status_code != 200:
-                response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
+                reason = response.error or text[:200]  # status 0: the connection failed
+                response.failure(f"HTTP {response.status_code}: {reason}")
                 return
             try:
                 prediction = response.json()["predictions"][0]
             except (ValueError, KeyError, IndexError, TypeError):
-                response.failure(f"no predictions in the response: {response.text[:200]}")
+                response.failure(f"no predictions in the response: {text[:200]}")
                 return
             problem = check_prediction(prediction)
             if problem:

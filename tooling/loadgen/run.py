@@ -84,6 +84,11 @@ def seconds_of(run_time: str) -> float:
     return total + (float(number) if number else 0.0)
 
 
+def number(cell: str) -> float:
+    """A number from Locust's CSV; its blanks and N/A (no request answered) are 0."""
+    return 0.0 if cell in ("", "N/A", None) else float(cell)
+
+
 def read_aggregate(stats_csv: Path) -> dict[str, str]:
     """The 'Aggregated' row of Locust's *_stats.csv."""
     with open(stats_csv, newline="") as handle:
@@ -183,9 +188,9 @@ def run_load(spec: LoadRunSpec, say: Callable[[str], None] = print) -> LoadRunRe
         exit_code=master.returncode,
         requests=int(row["Request Count"]),
         failures=int(row["Failure Count"]),
-        median_ms=float(row["Median Response Time"] or 0),
-        p95_ms=float(row["95%"] or 0),
-        requests_per_second=float(row["Requests/s"] or 0),
+        median_ms=number(row["Median Response Time"]),
+        p95_ms=number(row["95%"]),
+        requests_per_second=number(row["Requests/s"]),
         report_dir=spec.report_dir,
         live=tuple(live),
     )
