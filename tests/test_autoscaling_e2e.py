@@ -167,6 +167,18 @@ def test_f_at_the_cap_the_real_autoscaler_says_the_group_is_full(node_story):
     assert any("max node group size reached" in e["message"] for e in refused)
 
 
+def test_g_clients_latency_and_failures_come_from_locust(story):
+    """The rehearsal's load is real Locust on the replica fleet (kind and GKE: the Locust
+    chart): its p50, p95 and failures are in the timeline while users are on."""
+    _, result, rows, _ = story
+    loaded = [r for r in rows if (r["users"] or 0) > 0]
+    measured = [r for r in loaded if r["p50_ms"] is not None and r["p95_ms"] is not None]
+    assert len(measured) >= len(loaded) // 2
+    assert all(0 < r["p50_ms"] <= r["p95_ms"] for r in measured)
+    assert all(r["failures"] is not None for r in measured)
+    assert result.summary.failures is not None
+
+
 def test_the_report_names_the_node_autoscaler(story):
     target, result, _, _ = story
     lines = (result.timeline.parent / "summary.txt").read_text().splitlines()

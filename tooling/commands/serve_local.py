@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tooling.serving.flags import add_model_server_flags
+from tooling.serving.flags import HONOURED, add_model_server_flags, refuse_what_is_not_served
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -16,11 +16,16 @@ def register(verbs: argparse._SubParsersAction) -> None:
         description=__doc__,
     )
     add_model_server_flags(parser)
-    parser.set_defaults(handler=handle)
+    parser.set_defaults(
+        handler=handle,
+        unknown_hint="serve-local is not TF Serving; of its flags it honours "
+        + ", ".join(HONOURED),
+    )
 
 
 def handle(args: argparse.Namespace) -> int:
     from tooling.serving.server import serve
 
+    refuse_what_is_not_served(args)
     serve(args, say=lambda line: print(line, file=sys.stderr, flush=True))
     return 0

@@ -61,9 +61,11 @@ class FleetLocustLoad:
             web = f"http://127.0.0.1:{locust.web_port}"
             try:
                 while not stop.wait(self.period):
+                    if processes[0].poll() is not None:  # the master quit: the run is over
+                        self.current = None  # no users any more (its last stats stay in CSV)
+                        self.finished.set()
+                        continue
                     self.read(web)
-                    if processes[0].poll() is not None:
-                        self.finished.set()  # the master quit: the run is over
             finally:
                 for process in processes:
                     if process.poll() is None:

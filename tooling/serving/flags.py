@@ -41,14 +41,39 @@ def add_model_server_flags(parser: argparse.ArgumentParser) -> None:
         help="MonitoringConfig text proto (prometheus_config)",
     )
     add("--enable_model_warmup", type=_bool, nargs="?", const=True, default=True)
-    # Accepted so TF Serving command lines work unchanged; they change nothing here.
-    for ignored in (
-        "--file_system_poll_wait_seconds",
-        "--rest_api_num_threads",
-        "--rest_api_timeout_in_ms",
-        "--model_config_file_poll_wait_seconds",
-    ):
-        add(ignored, help=argparse.SUPPRESS)
+    # serve-local loads each model's versions once and never polls: it honours these at 0 (the
+    # chart passes --file_system_poll_wait_seconds=0) and refuses any other value.
+    for never_polled in NEVER_POLLED:
+        add(never_polled, type=int, default=None, help=f"{never_polled}: 0 only (no polling)")
+
+
+# TF Serving flags serve-local takes; any other is refused (cli: unknown option).
+NEVER_POLLED = ("--file_system_poll_wait_seconds", "--model_config_file_poll_wait_seconds")
+HONOURED = (
+    "--port",
+    "--rest_api_port",
+    "--model_name",
+    "--model_base_path",
+    "--model_config_file",
+    "--enable_batching",
+    "--batching_parameters_file",
+    "--tensorflow_intra_op_parallelism",
+    "--tensorflow_inter_op_parallelism",
+    "--monitoring_config_file",
+    "--enable_model_warmup",
+    *NEVER_POLLED,
+)
+
+
+def refuse_what_is_not_served(args: argparse.Namespace) -> None:
+    """A polling period other than 0 asks for what serve-local does not do."""
+    for flag in NEVER_POLLED:
+        value = getattr(args, flag.removeprefix("--"))
+        if value not in (None, 0):
+            raise UserError(
+                f"{flag}={value}: serve-local loads the model's versions once and never polls "
+                f"for new ones; use {flag}=0 (what the chart passes), or TF Serving itself"
+            )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,110 @@
+"""The model server chart's own arguments, run for real: for each ci values file, the rendered
+ConfigMap's files are written where the `tensorflow-serving` container's arguments point, and
+`serve-local` is started with exactly those arguments (the flags TF Serving itself would get;
+only the paths inside the pod and the two ports are mapped to this machine). It must load the
+model and answer the readiness probe's path. A TF Serving flag it does not implement is
+refused with a clear message."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import RESNET_CHART, one_of, render
+
+from tooling import cli
+from tooling.loadgen.run import free_port
+
+CI_VALUES = sorted((RESNET_CHART / "ci").glob("*-values.yaml"))
+CONFIG_DIR = "/etc/tfserving"
+MODELS_DIR = "/models"
+
+
+def server_container(objects: tuple[dict, ...]) -> dict:
+    deployment = one_of(objects, "Deployment")
+    (container,) = [
+        c
+        for c in deployment["spec"]["template"]["spec"]["containers"]
+        if c["name"] == "tensorflow-serving"
+    ]
+    return container
+
+
+def mapped(args: list[str], here: Path, ports: dict[str, int]) -> list[str]:
+    """The container's arguments with the pod's paths and ports mapped to this machine."""
+    out = []
+    for arg in args:
+        flag = arg.partition("=")[0]
+        if flag == "--port":
+            arg = f"--port={ports['grpc']}"
+        elif flag == "--rest_api_port":
+            arg = f"--rest_api_port={ports['http']}"
+        out.append(
+            arg.replace(CONFIG_DIR, str(here / "etc")).replace(MODELS_DIR, str(here / "models"))
+        )
+    return out
+
+
+@pytest.mark.parametrize(
+    "values", CI_VALUES, ids=[v.name.removesuffix("-values.yaml") for v in CI_VALUES]
+)
+def test_serve_local_runs_the_charts_arguments_and_passes_its_readiness_probe(
+    values, exported_model, tmp_path
+):
+    objects = render(RESNET_CHART, values)
+    container = server_container(objects)
+    config_map = next(
+        item for item in objects if item["kind"] == "ConfigMap" and "models.config" in item["data"]
+    )
+    (tmp_path / "etc").mkdir()
+    for name, text in config_map["data"].items():
+        (tmp_path / "etc" / name).write_text(text.replace(MODELS_DIR, str(tmp_path / "models")))
+    (tmp_path / "models").mkdir()
+    for line in config_map["data"]["models.config"].splitlines():
+        if "base_path" in line:  # the model, where the config says the init container put it
+            base = line.split('"')[1].removeprefix(f"{MODELS_DIR}/")
+            (tmp_path / "models" / base).symlink_to(exported_model)
+    ports = {"grpc": free_port(), "http": free_port()}
+    args = mapped(container["args"], tmp_path, ports)
+    probe = container["readinessProbe"]["httpGet"]
+    assert probe["port"] == "http"
+    log = tmp_path / "server.log"
+    with open(log, "w") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tooling.cli", "serve-local", *args],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, f"serve-local exited: {log.read_text()[-2000:]}"
+            try:
+                url = f"http://127.0.0.1:{ports['http']}{probe['path']}"
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    assert response.status == 200
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline, log.read_text()[-2000:]
+                time.sleep(1)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("flag", "said"),
+    [
+        ("--rest_api_num_threads=8", "unknown option(s) --rest_api_num_threads=8"),
+        ("--file_system_poll_wait_seconds=1", "never polls"),
+    ],
+)
+def test_a_tf_serving_flag_serve_local_does_not_implement_is_refused(flag, said, capsys):
+    assert cli.run(["serve-local", "--model_base_path", "/nowhere", flag]) == 2
+    err = capsys.readouterr().err
+    assert said in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,33 @@
+"""The replica fleet against the real thing and against the load model, measured in one run
+(tooling.fleet.fidelity; `bench/fleet_fidelity.py` prints the same tables):
+
+- one simulated replica (this machine's cores, the model's cost measured here now) and one
+  real `serve-local` of the exported model, the same Locust REST user at 1, 4 and 8 users:
+  the simulation's p50 and req/s within 20 % of the real server's;
+- two simulated replicas under 8 users in steady state: offered req/s and CPU per pod within
+  10 % of the analytical load model's."""
+
+from __future__ import annotations
+
+import pytest
+
+from tooling.fleet.fidelity import compare_with_load_model, compare_with_serve_local
+
+
+def test_one_simulated_replica_answers_like_the_real_server(exported_model):
+    sides = compare_with_serve_local(exported_model, seconds=20)
+    for side in sides:
+        print(
+            f"{side.users} users: real {side.real.rps:.2f} req/s p50 {side.real.p50_ms:.0f} ms, "
+            f"simulated {side.simulated.rps:.2f} req/s p50 {side.simulated.p50_ms:.0f} ms"
+        )
+    for side in sides:
+        assert side.rps_ratio == pytest.approx(1.0, abs=0.20), side
+        assert side.p50_ratio == pytest.approx(1.0, abs=0.20), side
+
+
+def test_the_fleet_in_steady_state_agrees_with_the_load_model():
+    steady = compare_with_load_model(users=8, replicas=2, cores=2.0, seconds=40)
+    print(steady)
+    assert steady.fleet_rps == pytest.approx(steady.model_rps, rel=0.10)
+    assert steady.fleet_cpu_per_pod == pytest.approx(steady.model_cpu_per_pod, rel=0.10)
