@@ -37,16 +37,18 @@ def server_container(objects: tuple[dict, ...]) -> dict:
 
 def mapped(args: list[str], here: Path, ports: dict[str, int]) -> list[str]:
     """The container's arguments with the pod's paths and ports mapped to this machine."""
+    inside = {CONFIG_DIR: here / "etc", MODELS_DIR: here / "models"}
     out = []
     for arg in args:
-        flag = arg.partition("=")[0]
+        flag, equals, value = arg.partition("=")
         if flag == "--port":
-            arg = f"--port={ports['grpc']}"
+            value = str(ports["grpc"])
         elif flag == "--rest_api_port":
-            arg = f"--rest_api_port={ports['http']}"
-        out.append(
-            arg.replace(CONFIG_DIR, str(here / "etc")).replace(MODELS_DIR, str(here / "models"))
-        )
+            value = str(ports["http"])
+        for pod_path, local in inside.items():
+            if value.startswith(pod_path + "/"):
+                value = str(local) + value.removeprefix(pod_path)
+        out.append(f"{flag}{equals}{value}")
     return out
 
 

@@ -63,7 +63,8 @@ def scale_in_under_load(
     kubeconfig: Path, api: client.ApiClient, server_values: dict, results: Path
 ) -> dict:
     """Three busy replicas scaled to one mid-run; Locust's aggregated results."""
-    values = releases.values_from_files(LAB_VALUES) + [
+    values = [
+        *releases.values_from_files(LAB_VALUES),
         {
             "model": {"source": {"uri": REHEARSAL_MODEL_URI, "existingClaim": ""}},
             "autoscaling": {"enabled": False},
@@ -71,7 +72,7 @@ def scale_in_under_load(
             "podDisruptionBudget": {"enabled": False},
             "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1"}},
             **server_values,
-        }
+        },
     ]
     releases.install(kubeconfig, RELEASE, "resnet-serving", APP_NAMESPACE, *values)
     apps = client.AppsV1Api(api)

@@ -91,6 +91,10 @@ def model_configs(args: argparse.Namespace) -> list[ModelConfig]:
         config = model_server_config_pb2.ModelServerConfig()
         try:
             text_format.Parse(args.model_config_file.read_text(), config)
+        except OSError as error:
+            raise UserError(
+                f"--model_config_file {args.model_config_file}: {error.strerror}"
+            ) from error
         except text_format.ParseError as error:
             raise UserError(f"--model_config_file {args.model_config_file}: {error}") from error
         models = [ModelConfig(c.name, Path(c.base_path)) for c in config.model_config_list.config]
