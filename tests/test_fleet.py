@@ -35,56 +35,67 @@ def run_on_a_clock(scenario) -> None:
     asyncio.run(scenario(Clock()))
 
 
-def test_requests_share_the_cores_and_one_alone_is_capped():
+async def at(clock: Clock, cpu: ProcessorSharing, now: float) -> None:
+    """Moves the clock to `now` and lets the replica act on it."""
+    clock.now = now
+    cpu.tick()
+    await settle()
+
+
+def test_one_request_alone_is_capped_and_the_rest_wait_their_turn():
     async def scenario(clock: Clock) -> None:
         cpu = ProcessorSharing(cores=2.0, per_request_cores=1.0, clock=clock)
+        assert cpu.side_by_side == 2
         # one request of 0.4 core-s alone: capped at 1 core, done after 0.4 s
         alone = asyncio.ensure_future(cpu.serve(0.4))
         await settle()
-        clock.now = 0.39
-        cpu.tick()
-        await settle()
+        await at(clock, cpu, 0.39)
         assert not alone.done()
-        clock.now = 0.4
-        cpu.tick()
-        await settle()
+        await at(clock, cpu, 0.4)
         assert alone.done()
-        # four at once: 2 cores / 4 = 0.5 core each, done after 0.8 s more
+        # four at once: two run side by side (1 core each), two wait, first come first served
         four = [asyncio.ensure_future(cpu.serve(0.4)) for _ in range(4)]
         await settle()
-        clock.now = 0.4 + 0.79
-        cpu.tick()
-        await settle()
-        assert not any(job.done() for job in four)
-        clock.now = 0.4 + 0.8
-        cpu.tick()
-        await settle()
+        await at(clock, cpu, 0.79)
+        assert [job.done() for job in four] == [False] * 4
+        await at(clock, cpu, 0.8)
+        assert [job.done() for job in four] == [True, True, False, False]
+        await at(clock, cpu, 1.2)
         assert all(job.done() for job in four)
         assert cpu.busy_core_seconds() == pytest.approx(0.4 + 4 * 0.4)
 
     run_on_a_clock(scenario)
 
 
-def test_a_late_arrival_slows_the_one_in_flight():
+def test_requests_running_side_by_side_share_the_cores():
+    async def scenario(clock: Clock) -> None:
+        # one request may use 0.8 core: three run side by side on 2 cores, 2/3 core each
+        cpu = ProcessorSharing(cores=2.0, per_request_cores=0.8, clock=clock)
+        assert cpu.side_by_side == 3
+        three = [asyncio.ensure_future(cpu.serve(1.0)) for _ in range(3)]
+        await settle()
+        await at(clock, cpu, 1.49)
+        assert not any(job.done() for job in three)
+        await at(clock, cpu, 1.5)
+        assert all(job.done() for job in three)
+        assert cpu.busy_core_seconds() == pytest.approx(3.0)
+
+    run_on_a_clock(scenario)
+
+
+def test_a_late_arrival_waits_for_the_one_running():
     async def scenario(clock: Clock) -> None:
         cpu = ProcessorSharing(cores=1.0, per_request_cores=1.0, clock=clock)
         first = asyncio.ensure_future(cpu.serve(1.0))
         await settle()
-        clock.now = 0.5  # first has 0.5 left; a second arrives: each now gets 0.5 core
-        cpu.tick()
-        second = asyncio.ensure_future(cpu.serve(1.0))
+        await at(clock, cpu, 0.5)
+        second = asyncio.ensure_future(cpu.serve(1.0))  # one at a time: it waits
         await settle()
-        clock.now = 1.49
-        cpu.tick()
-        await settle()
-        assert not first.done()
-        clock.now = 1.5  # first done (0.5 at 0.5/s); second has 0.5 left, now at full speed
-        cpu.tick()
-        await settle()
+        await at(clock, cpu, 1.0)
         assert first.done() and not second.done()
-        clock.now = 2.0
-        cpu.tick()
-        await settle()
+        await at(clock, cpu, 1.99)
+        assert not second.done()
+        await at(clock, cpu, 2.0)
         assert second.done()
 
     run_on_a_clock(scenario)

@@ -18,6 +18,7 @@ from kubernetes import client
 
 from tooling import calibration, releases
 from tooling.fleet.endpoints import Fleet
+from tooling.fleet.replicas import ModelCost
 from tooling.fleet.server import fleet_server
 from tooling.kube import api_client
 from tooling.loadgen.run import read_aggregate
@@ -25,7 +26,7 @@ from tooling.names import APP_NAMESPACE, RELEASE, SERVER_NAME, SERVER_URL
 from tooling.rehearsal import cluster_autoscaler, locust_processes
 from tooling.rehearsal.cluster import create_cluster, delete_cluster, missing_binaries
 from tooling.rehearsal.profiles import profile
-from tooling.rehearsal.rehearse import REHEARSAL_MODEL_URI, model_cost
+from tooling.rehearsal.rehearse import REHEARSAL_MODEL_URI
 from tooling.runs.story import LAB_VALUES, ensure_app_namespace, wait_for
 
 MISSING = missing_binaries()
@@ -89,7 +90,7 @@ def scale_in_under_load(
         client.DiscoveryV1Api(api),
         APP_NAMESPACE,
         SERVER_NAME,
-        model_cost(calibration.load()),
+        ModelCost.measured(calibration.load()),
         node_cpu=3.92,
     )
     stop = threading.Event()

@@ -1,9 +1,10 @@
 """Measures what one prediction costs in CPU on this machine, for the rehearsal's load model.
 
 CPU-seconds per request = process CPU time (all threads) / requests, running the real
-SavedModel signature (decode + ResNet101 forward) on the project's photos, at batch 1 (one
-request at a time) and batched (what TF Serving's batching achieves). The load model turns
-offered requests/s into per-pod CPU with it.
+SavedModel signature (decode + ResNet101 forward) on the project's photos: at batch 1 one
+request at a time, at batch 1 with one request per core at once (what an unbatched server
+under load does), and batched (what TF Serving's batching achieves). The load model and the
+rehearsal's replica fleet turn requests into per-pod CPU with it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class Calibration:
     cpu_model: str
     tensorflow: str
     measured_at: str
+    # batch 1, one request per core at once (absent from calibrations made before it)
+    cpu_seconds_per_request_concurrent: float | None = None
 
 
 def _cpu_model() -> str:
@@ -71,6 +74,8 @@ def measure(
         walls.append(time.perf_counter() - started)
     cpu_single = (time.process_time() - cpu_start) / requests
 
+    cpu_concurrent = concurrent_cost(function, single, threads or os.cpu_count() or 1)
+
     rounds = max(2, requests // batch_size)
     cpu_start, wall_start = time.process_time(), time.perf_counter()
     for _ in range(rounds):
@@ -88,7 +93,25 @@ def measure(
         cpu_model=_cpu_model(),
         tensorflow=tf.__version__,
         measured_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        cpu_seconds_per_request_concurrent=round(cpu_concurrent, 4),
     )
+
+
+def concurrent_cost(function: object, single: list, clients: int) -> float:
+    """CPU-seconds per request with `clients` threads each sending single images at once (TF
+    runs them side by side; the GIL is released while it computes)."""
+    import concurrent.futures
+
+    per_client = max(4, len(single) // clients)
+    cpu_start = time.process_time()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        jobs = [
+            pool.submit(lambda: [function(image_bytes=images) for images in single[:per_client]])
+            for _ in range(clients)
+        ]
+        for job in jobs:
+            job.result()
+    return (time.process_time() - cpu_start) / (per_client * clients)
 
 
 def save(calibration: Calibration, path: Path = CALIBRATION_FILE) -> Path:

@@ -72,9 +72,7 @@ def locust_at(host: str, users: int, seconds: int, report: Path) -> Measured:
 
 def model_cost_here(model_dir: Path) -> ModelCost:
     """The model's cost measured on this machine, now (CPU-seconds and latency at batch 1)."""
-    measured = calibration.measure(model_dir, requests=16)
-    latency = measured.wall_ms_batch1_median / 1000
-    return ModelCost(measured.cpu_seconds_per_request, measured.cpu_seconds_per_request / latency)
+    return ModelCost.measured(calibration.measure(model_dir, requests=16))
 
 
 @contextmanager
@@ -134,8 +132,7 @@ def compare_with_load_model(
 ) -> SteadyState:
     """Simulated replicas under `users` for `seconds`, beside the load model's formula. Each
     request may use all of a replica's cores here, as the formula assumes (s = c / k)."""
-    measured = calibration.load()
-    cpu_seconds = cost.cpu_seconds if cost else measured.cpu_seconds_per_request
+    cpu_seconds = (cost or ModelCost.measured(calibration.load())).cpu_seconds
     cost = ModelCost(cpu_seconds, cores)
     samples: list[tuple[float, float]] = []  # (time, busy core-seconds of all replicas)
     stop = threading.Event()

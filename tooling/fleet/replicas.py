@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from kubernetes import client
 
+from tooling.calibration import Calibration
 from tooling.fleet.sharing import ProcessorSharing
 from tooling.rehearsal.quantities import cpu_cores
 
@@ -26,6 +27,20 @@ class ModelCost:
 
     cpu_seconds: float  # core-seconds per request
     per_request_cores: float  # the cores one request alone can use (CPU-seconds / latency)
+
+    @classmethod
+    def measured(cls, calibration: Calibration) -> ModelCost:
+        """From `calibrate`'s numbers: the CPU-seconds per request when requests run side by
+        side at batch 1, as an unbatched server under load runs them (sequential single
+        requests also count TF's threads spinning between them, which a loaded replica does
+        not pay; batch 8 is cheaper than a server without batching achieves), and one request
+        alone taking the measured batch-1 latency. Checked against the real server by
+        tests/test_fleet_fidelity.py."""
+        cpu_seconds = (
+            calibration.cpu_seconds_per_request_concurrent
+            or calibration.cpu_seconds_per_image_batched
+        )
+        return cls(cpu_seconds, cpu_seconds / (calibration.wall_ms_batch1_median / 1000))
 
 
 @dataclass

@@ -1,17 +1,22 @@
-"""A replica's CPU as a processor-sharing server (asyncio).
+"""A replica's CPU as a limited processor-sharing server (asyncio).
 
 A replica has `cores` CPU; each request needs `work` core-seconds (the model's measured
-CPU-seconds per prediction). The requests in flight share the cores equally, and one request
-alone cannot use more than `per_request_cores` (TF Serving runs one prediction on a few intra-op
-threads: the measured CPU-seconds over the measured single-request latency). So with n in
-flight each progresses at min(per_request_cores, cores / n) core-seconds per second, exactly
-(event by event, no time steps). The core-seconds actually used are counted, for the pod's CPU.
+CPU-seconds per prediction). One request alone cannot use more than `per_request_cores` (TF
+runs one prediction on a few intra-op threads: the measured CPU-seconds over the measured
+single-request latency), so at most m = ceil(cores / per_request_cores) run side by side and
+share the cores equally; later ones wait their turn, first come first served. With r running,
+each progresses at min(per_request_cores, cores / r) core-seconds per second, exactly (event by
+event, no time steps). The core-seconds actually used are counted, for the pod's CPU.
+
+(Plain processor sharing, every request in flight at once, keeps a burst of requests finishing
+together; the real server lets the first ones out sooner: tests/test_fleet_fidelity.py.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -47,19 +52,29 @@ class ProcessorSharing:
             raise ValueError("cores and per_request_cores must be positive")
         self.updated = self.clock()
 
+    @property
+    def side_by_side(self) -> int:
+        """How many requests run at once (the rest wait)."""
+        return max(1, math.ceil(self.cores / self.per_request_cores - 1e-9))
+
+    def running(self) -> list[Job]:
+        """The oldest requests, up to side_by_side (dicts keep arrival order)."""
+        return list(itertools.islice(self.jobs.values(), self.side_by_side))
+
     def rate(self) -> float:
-        """Core-seconds per second each request in flight gets now."""
-        return min(self.per_request_cores, self.cores / len(self.jobs)) if self.jobs else 0.0
+        """Core-seconds per second each running request gets now."""
+        running = min(len(self.jobs), self.side_by_side)
+        return min(self.per_request_cores, self.cores / running) if running else 0.0
 
     def advance(self) -> None:
-        """Brings every job's remaining work and the busy total up to now."""
+        """Brings the running jobs' remaining work and the busy total up to now."""
         with self.lock:
             now = self.clock()
             elapsed, self.updated = now - self.updated, now
-            rate = self.rate()
-            for job in self.jobs.values():
+            rate, running = self.rate(), self.running()
+            for job in running:
                 job.remaining -= rate * elapsed
-            self.busy += rate * elapsed * len(self.jobs)
+            self.busy += rate * elapsed * len(running)
 
     def busy_core_seconds(self) -> float:
         """Core-seconds used up to now (safe from any thread)."""
@@ -80,7 +95,7 @@ class ProcessorSharing:
                     job.done.set_result(None)
             if not self.jobs:
                 return
-            delay = min(job.remaining for job in self.jobs.values()) / self.rate()
+            delay = min(job.remaining for job in self.running()) / self.rate()
         self.timer = asyncio.get_running_loop().call_later(max(0.0, delay), self.tick)
 
     def tick(self) -> None:

@@ -102,12 +102,6 @@ def scale_in_timeout(spec: RehearsalSpec) -> float:
     )
 
 
-def model_cost(measured: calibration.Calibration) -> ModelCost:
-    """A prediction's CPU-seconds, and the cores one request alone uses (CPU-s ÷ latency)."""
-    latency = measured.wall_ms_batch1_median / 1000
-    return ModelCost(measured.cpu_seconds_per_request, measured.cpu_seconds_per_request / latency)
-
-
 def locust_on_the_fleet(spec: RehearsalSpec, context: StoryContext) -> FleetLocustLoad:
     """The Locust chart installed (its pods simulated), its master and workers run here
     against the replica fleet, which writes each replica's CPU from its work."""
@@ -118,7 +112,7 @@ def locust_on_the_fleet(spec: RehearsalSpec, context: StoryContext) -> FleetLocu
         client.DiscoveryV1Api(context.api),
         context.namespace,
         context.server_name,
-        model_cost(calibration.load()),
+        ModelCost.measured(calibration.load()),
         cpu_cores(E2_STANDARD_4["allocatable"]["cpu"]),
     )
     usage = UsageWriter(
