@@ -156,7 +156,7 @@ def compare_with_load_model(
     return SteadyState(
         users,
         replicas,
-        result.requests_per_second,
+        result.rps,
         formula.offered_rps,
         busy_per_pod,
         formula.cpu_cores_per_pod,
