@@ -20,9 +20,10 @@ test: setup-rehearsal lint  ## the default suite: lint, charts, model, serving, 
 demo: setup-rehearsal  ## the main job: the local rehearsal (fast profile); see `resnet-serving rehearse --help`
 	.venv/bin/resnet-serving rehearse
 
-bench: setup  ## P1-P3 (bench/README.md); ratios measured in one run, not tests
+bench: setup  ## P1-P4 (bench/README.md); ratios measured in one run, not tests
 	.venv/bin/python bench/serving_ratio.py
 	.venv/bin/python bench/locust_capacity.py
+	.venv/bin/python bench/fleet_fidelity.py
 
 clean:  ## remove this clone's environment (the per-user cache stays)
 	rm -rf .venv .tools
