@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,3 +83,33 @@ def local_server(exported_model, tmp_path_factory) -> Iterator[process.LocalServ
         exported_model, tmp_path_factory.mktemp("server"), batching=process.batching_config()
     ) as server:
         yield server
+
+
+@contextlib.contextmanager
+def bare_rehearsal_cluster(
+    name: str, folder: Path, namespace: str
+) -> Iterator[tuple[Path, object]]:
+    """A rehearsal control plane (fast profile, no node yet), once `namespace` (created if it
+    is not there, Pod Security restricted) has the default ServiceAccount pods need; deleted
+    afterwards. Yields its kubeconfig and an API client."""
+    from kubernetes import client
+
+    from tooling.kube import api_client
+    from tooling.rehearsal.cluster import create_cluster, delete_cluster
+    from tooling.rehearsal.profiles import profile
+    from tooling.runs.story import ensure_app_namespace, wait_for
+
+    try:
+        cluster = create_cluster(name, folder / "kubeconfig", profile("fast"), print)
+        api = api_client(cluster.kubeconfig)
+        core = client.CoreV1Api(api)
+        if namespace != "default":
+            ensure_app_namespace(core, namespace)
+        wait_for(  # made by a controller; pods need it
+            lambda: bool(core.list_namespaced_service_account(namespace).items),
+            60,
+            f"the default ServiceAccount of {namespace}",
+        )
+        yield cluster.kubeconfig, api
+    finally:
+        delete_cluster(name)

@@ -59,7 +59,7 @@ def story_target(request, tmp_path_factory):
         spec = RehearsalSpec(
             run_dir=run_dir,
             profile=profile("fast"),
-            shape=StepShape(step_users=4, step_seconds=10, steps=11),  # 4 → 44 users, 110 s
+            shape=StepShape(step_users=5, step_seconds=10, steps=11),  # 5 → 55 users, 110 s
             cluster_name=f"resnet-e2e-{os.getpid()}",
         )
         with rehearsal_target(spec, say=print) as target:

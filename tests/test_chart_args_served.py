@@ -7,11 +7,6 @@ refused with a clear message."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -19,6 +14,7 @@ from conftest import RESNET_CHART, one_of, render
 
 from tooling import cli
 from tooling.loadgen.run import free_port
+from tooling.serving import process
 
 CI_VALUES = sorted((RESNET_CHART / "ci").glob("*-values.yaml"))
 CONFIG_DIR = "/etc/tfserving"
@@ -75,28 +71,9 @@ def test_serve_local_runs_the_charts_arguments_and_passes_its_readiness_probe(
     args = mapped(container["args"], tmp_path, ports)
     probe = container["readinessProbe"]["httpGet"]
     assert probe["port"] == "http"
-    log = tmp_path / "server.log"
-    with open(log, "w") as output:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "tooling.cli", "serve-local", *args],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None, f"serve-local exited: {log.read_text()[-2000:]}"
-            try:
-                url = f"http://127.0.0.1:{ports['http']}{probe['path']}"
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    assert response.status == 200
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                assert time.monotonic() < deadline, log.read_text()[-2000:]
-                time.sleep(1)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    ready = f"http://127.0.0.1:{ports['http']}{probe['path']}"
+    with process.serve_local_process(args, tmp_path, ready) as (server, _):
+        assert server.poll() is None  # loaded the model, answered the readiness probe's path
 
 
 @pytest.mark.parametrize(

@@ -19,13 +19,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import bare_rehearsal_cluster
 from kubernetes import client
 
-from tooling.kube import api_client
 from tooling.loadgen.run import LoadRunSpec, free_port, run_load
 from tooling.names import MASTER_NAME, SELECTOR
-from tooling.rehearsal.cluster import create_cluster, delete_cluster, missing_binaries
-from tooling.rehearsal.profiles import profile
+from tooling.rehearsal.cluster import missing_binaries
 from tooling.runs.locust_load import LocustLoad
 from tooling.runs.server_metrics import read_server_counters
 from tooling.runs.story import wait_for
@@ -42,22 +41,11 @@ PHOTO = Path(__file__).parents[1] / "tooling" / "data" / "images" / "chelsea.jpg
 
 @pytest.fixture(scope="module")
 def core_and_batch(tmp_path_factory):
-    name = f"resnet-proxy-{os.getpid()}"
-    try:
-        cluster = create_cluster(
-            name, tmp_path_factory.mktemp("cluster") / "kubeconfig", profile("fast"), print
-        )
-        api = api_client(cluster.kubeconfig)
+    folder = tmp_path_factory.mktemp("cluster")
+    with bare_rehearsal_cluster(f"resnet-proxy-{os.getpid()}", folder, NAMESPACE) as (_, api):
         core = client.CoreV1Api(api)
-        wait_for(  # pods need the namespace's default ServiceAccount, made by a controller
-            lambda: bool(core.list_namespaced_service_account(NAMESPACE).items),
-            60,
-            "the default ServiceAccount",
-        )
         add_this_machine_as_a_node(core)
         yield core, client.BatchV1Api(api)
-    finally:
-        delete_cluster(name)
 
 
 def add_this_machine_as_a_node(core: client.CoreV1Api) -> None:

@@ -14,20 +14,19 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import bare_rehearsal_cluster
 from kubernetes import client
 
 from tooling import calibration, releases
 from tooling.fleet.endpoints import Fleet
 from tooling.fleet.replicas import ModelCost
 from tooling.fleet.server import fleet_server
-from tooling.kube import api_client
 from tooling.loadgen.run import read_aggregate
 from tooling.names import APP_NAMESPACE, RELEASE, SERVER_NAME, SERVER_URL
 from tooling.rehearsal import cluster_autoscaler, locust_processes
-from tooling.rehearsal.cluster import create_cluster, delete_cluster, missing_binaries
-from tooling.rehearsal.profiles import profile
+from tooling.rehearsal.cluster import missing_binaries
 from tooling.rehearsal.rehearse import REHEARSAL_MODEL_URI
-from tooling.runs.story import LAB_VALUES, ensure_app_namespace, wait_for
+from tooling.runs.story import LAB_VALUES, wait_for
 
 MISSING = missing_binaries()
 pytestmark = pytest.mark.skipif(
@@ -41,23 +40,10 @@ SCALE_IN_AT = 15  # seconds into the run, once every replica is busy
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    name = f"scale-in-{os.getpid()}"
-    try:
-        created = create_cluster(
-            name, tmp_path_factory.mktemp("cluster") / "kubeconfig", profile("fast"), print
-        )
-        api = api_client(created.kubeconfig)
-        core = client.CoreV1Api(api)
-        core.create_node(cluster_autoscaler.pool_node("pool-1", "pool"))
-        ensure_app_namespace(core)
-        wait_for(
-            lambda: bool(core.list_namespaced_service_account(APP_NAMESPACE).items),
-            60,
-            "the namespace's default ServiceAccount",
-        )
-        yield created.kubeconfig, api
-    finally:
-        delete_cluster(name)
+    folder = tmp_path_factory.mktemp("cluster")
+    with bare_rehearsal_cluster(f"scale-in-{os.getpid()}", folder, APP_NAMESPACE) as cluster:
+        client.CoreV1Api(cluster[1]).create_node(cluster_autoscaler.pool_node("pool-1", "pool"))
+        yield cluster
 
 
 def scale_in_under_load(

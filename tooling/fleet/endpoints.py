@@ -89,11 +89,13 @@ class Fleet:
             pod = None  # already removed: deleted just now, with the grace read at its start
         if pod is not None and pod.metadata.deletion_timestamp is None:
             return
+        # Kubernetes sets a graceful deletion's deletionTimestamp to its deadline (deletion +
+        # grace); kwok then finishes the pod at once (grace 0), which no TF Serving process
+        # does (it ignores SIGTERM): then the grace read from the pod's spec at its start holds.
         remaining = replica.grace_seconds
-        if pod is not None:
-            grace = pod_grace_seconds(pod)
-            since_deletion = (datetime.now(UTC) - pod.metadata.deletion_timestamp).total_seconds()
-            remaining = max(0.0, grace - max(0.0, since_deletion))
+        if pod is not None and pod.metadata.deletion_grace_period_seconds:
+            deadline = pod.metadata.deletion_timestamp
+            remaining = max(0.0, (deadline - datetime.now(UTC)).total_seconds())
         replica.dies_at = time.monotonic() + remaining
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self.schedule_kill, pod_name, remaining)

@@ -120,33 +120,40 @@ SHAPE_VARIABLES = (
 )
 
 
+# Each shape's name and the environment variable of each of its fields (as shape_from_spec reads).
+SHAPE_FIELDS: dict[type, tuple[str, dict[str, str]]] = {
+    StepShape: (
+        "step",
+        {"STEP_USERS": "step_users", "STEP_SECONDS": "step_seconds", "STEPS": "steps"},
+    ),
+    RampShape: (
+        "ramp",
+        {
+            "RAMP_START_USERS": "start_users",
+            "RAMP_PEAK_USERS": "peak_users",
+            "RAMP_SECONDS": "seconds",
+        },
+    ),
+    SpikeShape: (
+        "spike",
+        {
+            "SPIKE_BASE_USERS": "base_users",
+            "SPIKE_USERS": "spike_users",
+            "SPIKE_START": "spike_start",
+            "SPIKE_SECONDS": "spike_seconds",
+            "SPIKE_TOTAL_SECONDS": "seconds",
+        },
+    ),
+}
+
+
 def spec_of(shape: Shape) -> tuple[str, dict[str, str], str]:
     """The inverse of shape_from_spec: (name, environment variables, CSV rows for `file`)."""
-    if isinstance(shape, StepShape):
-        env = {
-            "STEP_USERS": shape.step_users,
-            "STEP_SECONDS": shape.step_seconds,
-            "STEPS": shape.steps,
-        }
-        return "step", {name: f"{value:g}" for name, value in env.items()}, ""
-    if isinstance(shape, RampShape):
-        env = {
-            "RAMP_START_USERS": shape.start_users,
-            "RAMP_PEAK_USERS": shape.peak_users,
-            "RAMP_SECONDS": shape.seconds,
-        }
-        return "ramp", {name: f"{value:g}" for name, value in env.items()}, ""
-    if isinstance(shape, SpikeShape):
-        env = {
-            "SPIKE_BASE_USERS": shape.base_users,
-            "SPIKE_USERS": shape.spike_users,
-            "SPIKE_START": shape.spike_start,
-            "SPIKE_SECONDS": shape.spike_seconds,
-            "SPIKE_TOTAL_SECONDS": shape.seconds,
-        }
-        return "spike", {name: f"{value:g}" for name, value in env.items()}, ""
-    rows = "".join(f"{seconds:g},{users}\n" for seconds, users in shape.rows)
-    return "file", {}, "seconds,users\n" + rows
+    if isinstance(shape, FileShape):
+        rows = "".join(f"{seconds:g},{users}\n" for seconds, users in shape.rows)
+        return "file", {}, "seconds,users\n" + rows
+    name, fields = SHAPE_FIELDS[type(shape)]
+    return name, {variable: f"{getattr(shape, field):g}" for variable, field in fields.items()}, ""
 
 
 def shape_seconds(shape: Shape, limit: float = 6 * 3600) -> float:

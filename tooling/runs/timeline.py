@@ -106,6 +106,7 @@ class TimelineRecorder:
     events: dict[str, dict] = field(default_factory=dict)
     event_namespaces: tuple[str, ...] = ("default", "kube-system")
     unreachable_since: float | None = None  # when the API server stopped answering
+    event_counts: dict[str, int] = field(default_factory=dict)  # each event's count when seen
 
     def sample(self) -> dict:
         """One row: the load source's numbers and the cluster's. While the API server does not
@@ -168,16 +169,23 @@ class TimelineRecorder:
         }
 
     def collect_events(self, t: float) -> None:
+        """New events, and each recurrence of a known one (Kubernetes counts a repeated event
+        on the same object instead of making a new one: a HPA failing again, say)."""
         for namespace in (self.namespace, *self.event_namespaces):
             for event in self.core.list_namespaced_event(namespace).items:
-                if event.metadata.uid not in self.events:
-                    self.events[event.metadata.uid] = {
-                        "t_seconds": t,
-                        "reason": event.reason,
-                        "kind": event.involved_object.kind,
-                        "name": event.involved_object.name,
-                        "message": (event.message or "").replace("\n", " "),
-                    }
+                count = event.count or 1
+                seen = self.event_counts.get(event.metadata.uid)
+                if seen is not None and count <= seen:
+                    continue
+                self.event_counts[event.metadata.uid] = count
+                key = event.metadata.uid if seen is None else f"{event.metadata.uid}#{count}"
+                self.events[key] = {
+                    "t_seconds": t,
+                    "reason": event.reason,
+                    "kind": event.involved_object.kind,
+                    "name": event.involved_object.name,
+                    "message": (event.message or "").replace("\n", " "),
+                }
 
     @property
     def timeline(self) -> Path:

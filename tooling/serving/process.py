@@ -60,6 +60,20 @@ def local_server(
     if batching is not None:
         (work_dir / "batching.config").write_text(batching)
         flags += ["--enable_batching", f"--batching_parameters_file={work_dir / 'batching.config'}"]
+    rest = f"http://127.0.0.1:{rest_port}"
+    with serve_local_process(flags, work_dir, f"{rest}/v1/models/{model_name}", start_timeout) as (
+        process,
+        log,
+    ):
+        yield LocalServer(rest, f"127.0.0.1:{grpc_port}", log, process.pid)
+
+
+@contextmanager
+def serve_local_process(
+    flags: list[str], work_dir: Path, ready_url: str, start_timeout: float = 180
+) -> Iterator[tuple[subprocess.Popen, Path]]:
+    """`serve-local` with these flags in its own process (its output in work_dir/server.log),
+    once `ready_url` answers 200; stopped afterwards."""
     log = work_dir / "server.log"
     with open(log, "w") as output:
         process = subprocess.Popen(
@@ -67,12 +81,11 @@ def local_server(
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    rest = f"http://127.0.0.1:{rest_port}"
     try:
         deadline = time.monotonic() + start_timeout
         while True:
             try:
-                with urllib.request.urlopen(f"{rest}/v1/models/{model_name}", timeout=2):
+                with urllib.request.urlopen(ready_url, timeout=2):
                     break
             except OSError as error:
                 if process.poll() is not None or time.monotonic() > deadline:
@@ -80,7 +93,7 @@ def local_server(
                         f"serve-local did not start:\n{log.read_text()[-3000:]}"
                     ) from error
                 time.sleep(0.5)
-        yield LocalServer(rest, f"127.0.0.1:{grpc_port}", log, process.pid)
+        yield process, log
     finally:
         process.terminate()
         try:
