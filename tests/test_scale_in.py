@@ -57,7 +57,7 @@ def scale_in_under_load(
             "autoscaling": {"enabled": False},
             "replicaCount": 3,
             "podDisruptionBudget": {"enabled": False},
-            "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1"}},
+            "resources": {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"cpu": "500m"}},
             **server_values,
         },
     ]
