@@ -14,6 +14,18 @@ HOST = {"loadtest": {"host": "http://resnet-serving:8501"}}
 # (id, chart, values, words the error must contain)
 BAD_VALUES = [
     (
+        "unknown-behavior-preset",
+        RESNET_CHART,
+        deep_merge(GCS, {"autoscaling": {"behaviorPreset": "eager"}}),
+        ["behaviorPreset"],
+    ),
+    (
+        "placeholders-not-below-workloads",
+        RESNET_CHART,
+        deep_merge(GCS, {"overprovisioning": {"enabled": True, "priority": 0}}),
+        ["overprovisioning", "priority"],
+    ),
+    (
         "type-of-minReplicas",
         RESNET_CHART,
         deep_merge(GCS, {"autoscaling": {"minReplicas": "two"}}),

@@ -22,7 +22,7 @@ MODELS_DIR = "/models"
 
 
 def server_container(objects: tuple[dict, ...]) -> dict:
-    deployment = one_of(objects, "Deployment")
+    deployment = one_of(objects, "Deployment", "resnet-serving")
     (container,) = [
         c
         for c in deployment["spec"]["template"]["spec"]["containers"]

@@ -28,6 +28,11 @@ def values_of(values_file) -> dict:
     return deep_merge(defaults, yaml.safe_load(values_file.read_text()) or {})
 
 
+def server_deployment(objects: tuple[dict, ...]) -> dict:
+    """The model server's Deployment (not the overprovisioning placeholders')."""
+    return one_of(objects, "Deployment", "resnet-serving")
+
+
 def server_container(deployment: dict) -> dict:
     containers = deployment["spec"]["template"]["spec"]["containers"]
     return next(c for c in containers if c["name"] == "tensorflow-serving")
@@ -48,7 +53,7 @@ def case(request):
 def test_hpa_targets_the_deployment_with_the_configured_bounds(case):
     values_file, objects = case
     values = values_of(values_file)
-    deployment = one_of(objects, "Deployment")
+    deployment = server_deployment(objects)
     hpas = objects_of(objects, "HorizontalPodAutoscaler")
     if not values["autoscaling"]["enabled"]:
         assert hpas == []
@@ -71,7 +76,7 @@ def test_hpa_targets_the_deployment_with_the_configured_bounds(case):
 def test_cpu_requests_exist_for_every_resource_metric_the_hpa_uses(case):
     _, objects = case
     for hpa in objects_of(objects, "HorizontalPodAutoscaler"):
-        requests = server_container(one_of(objects, "Deployment"))["resources"]["requests"]
+        requests = server_container(server_deployment(objects))["resources"]["requests"]
         for metric in hpa["spec"]["metrics"]:
             resource = metric["resource"]["name"]
             assert metric["resource"]["target"]["type"] == "Utilization"
@@ -101,7 +106,7 @@ def test_service_selects_the_pods_and_its_target_ports_are_container_ports(case)
     values_file, objects = case
     values = values_of(values_file)
     service = one_of(objects, "Service")
-    pod = one_of(objects, "Deployment")["spec"]["template"]
+    pod = server_deployment(objects)["spec"]["template"]
     selector = service["spec"]["selector"]
     assert selector.items() <= pod["metadata"]["labels"].items()
     ports = {
@@ -120,7 +125,7 @@ def test_service_selects_the_pods_and_its_target_ports_are_container_ports(case)
 def test_init_container_fills_the_model_volume_at_the_path_the_server_reads(case):
     values_file, objects = case
     values = values_of(values_file)
-    deployment = one_of(objects, "Deployment")
+    deployment = server_deployment(objects)
     pod = deployment["spec"]["template"]["spec"]
     (fetch,) = pod["initContainers"]
     server = server_container(deployment)
@@ -162,7 +167,7 @@ def test_init_container_fills_the_model_volume_at_the_path_the_server_reads(case
 def test_server_flags_point_at_config_files_that_exist(case):
     values_file, objects = case
     values = values_of(values_file)
-    server = server_container(one_of(objects, "Deployment"))
+    server = server_container(server_deployment(objects))
     data = one_of(objects, "ConfigMap", "-config")["data"]
     assert flag(server, "port") == "8500" and flag(server, "rest_api_port") == "8501"
     monitoring = flag(server, "monitoring_config_file")
@@ -182,14 +187,14 @@ def test_server_flags_point_at_config_files_that_exist(case):
 def test_probes_mean_model_loaded(case):
     values_file, objects = case
     values = values_of(values_file)
-    server = server_container(one_of(objects, "Deployment"))
+    server = server_container(server_deployment(objects))
     ready_path = f"/v1/models/{values['model']['name']}/metadata"
     for probe in ("startupProbe", "readinessProbe"):
         assert server[probe]["httpGet"] == {"path": ready_path, "port": "http"}
     assert server["livenessProbe"]["tcpSocket"] == {"port": "grpc"}
     startup = server["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 120, "170 MB model + warmup"
-    pod = one_of(objects, "Deployment")["spec"]["template"]["spec"]
+    pod = server_deployment(objects)["spec"]["template"]["spec"]
     sleep = server["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert 0 < sleep < pod["terminationGracePeriodSeconds"]
 
@@ -207,7 +212,7 @@ def test_every_pod_meets_pod_security_restricted(case):
 def test_pdb_and_service_account_cover_the_server_pods(case):
     values_file, objects = case
     values = values_of(values_file)
-    pod = one_of(objects, "Deployment")["spec"]["template"]
+    pod = server_deployment(objects)["spec"]["template"]
     pdb = one_of(objects, "PodDisruptionBudget")
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     assert pdb["spec"]["maxUnavailable"] == values["podDisruptionBudget"]["maxUnavailable"]
@@ -242,3 +247,62 @@ def test_changing_the_server_config_rolls_the_pods():
             checksum
         ]
     )
+
+
+def test_overprovisioning_placeholders_hold_room_for_replicas_and_yield_to_them(case):
+    values_file, objects = case
+    values = values_of(values_file)
+    placeholders = [
+        d for d in objects_of(objects, "Deployment") if d is not server_deployment(objects)
+    ]
+    classes = {c["metadata"]["name"]: c for c in objects_of(objects, "PriorityClass")}
+    if not values["overprovisioning"]["enabled"]:
+        assert placeholders == []
+        assert not any(name.endswith("-overprovisioning") for name in classes)
+        return
+    (placeholder,) = placeholders
+    assert placeholder["spec"]["replicas"] == values["overprovisioning"]["replicas"]
+    pod = placeholder["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    server = server_container(server_deployment(objects))
+    assert container["resources"]["requests"] == server["resources"]["requests"]  # one replica each
+    theirs = classes[pod["spec"]["priorityClassName"]]
+    assert theirs["value"] < 0 and theirs["preemptionPolicy"] == "Never"
+    ours = server_deployment(objects)["spec"]["template"]["spec"].get("priorityClassName")
+    assert (classes[ours]["value"] if ours else 0) > theirs["value"]  # replicas preempt them
+    # neither the Service nor the HPA's Deployment selector counts a placeholder
+    service = one_of(objects, "Service", "resnet-serving")
+    assert not service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    selector = server_deployment(objects)["spec"]["selector"]["matchLabels"]
+    assert not selector.items() <= pod["metadata"]["labels"].items()
+
+
+PRESETS = {
+    "responsive": {"scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max"}},
+    "conservative": {
+        "scaleUp": {"stabilizationWindowSeconds": 60, "selectPolicy": "Min"},
+        "scaleDown": {"stabilizationWindowSeconds": 600},
+    },
+}
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_behavior_presets_render_and_an_explicit_behavior_wins(preset, tmp_path):
+    base = {"model": {"source": {"uri": "gs://bucket/resnet_101"}}}
+    chosen = tmp_path / "preset.yaml"
+    chosen.write_text(yaml.safe_dump(deep_merge(base, {"autoscaling": {"behaviorPreset": preset}})))
+    (hpa,) = objects_of(
+        tuple(helm.Helm.pinned("helm").template(RESNET_CHART, [chosen])), "HorizontalPodAutoscaler"
+    )
+    for direction, expected in PRESETS[preset].items():
+        assert expected.items() <= hpa["spec"]["behavior"][direction].items()
+    explicit = {"scaleDown": {"stabilizationWindowSeconds": 42}}
+    chosen.write_text(
+        yaml.safe_dump(
+            deep_merge(base, {"autoscaling": {"behaviorPreset": preset, "behavior": explicit}})
+        )
+    )
+    (hpa,) = objects_of(
+        tuple(helm.Helm.pinned("helm").template(RESNET_CHART, [chosen])), "HorizontalPodAutoscaler"
+    )
+    assert hpa["spec"]["behavior"] == explicit

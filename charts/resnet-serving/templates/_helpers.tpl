@@ -103,3 +103,38 @@ Cross-field checks the JSON schema can't express. Each message names the keys to
 {{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds (%d), or the server is killed before in-flight requests finish" (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds)) }}
 {{- end }}
 {{- end }}
+
+{{/*
+HPA behavior presets (autoscaling.behaviorPreset); an explicit autoscaling.behavior wins.
+responsive: scale up to 4× (or by 4 pods) every 15 s with no stabilization, for spikes; scale
+down as the controller's default. conservative: one pod a minute up after a minute of
+agreement, one pod every two minutes down after ten, for costly or flapping workloads.
+*/}}
+{{- define "resnet-serving.behaviorPreset" -}}
+{{- if eq .Values.autoscaling.behaviorPreset "responsive" }}
+scaleUp:
+  stabilizationWindowSeconds: 0
+  selectPolicy: Max
+  policies:
+    - type: Percent
+      value: 300
+      periodSeconds: 15
+    - type: Pods
+      value: 4
+      periodSeconds: 15
+{{- else if eq .Values.autoscaling.behaviorPreset "conservative" }}
+scaleUp:
+  stabilizationWindowSeconds: 60
+  selectPolicy: Min
+  policies:
+    - type: Pods
+      value: 1
+      periodSeconds: 60
+scaleDown:
+  stabilizationWindowSeconds: 600
+  policies:
+    - type: Pods
+      value: 1
+      periodSeconds: 120
+{{- end }}
+{{- end }}
