@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tooling.loadgen.load_shapes import FileShape, StepShape, shape_from_spec
+from tooling.loadgen.load_shapes import FileShape, StepShape, shape_from_spec, spec_of
 
 
 def test_step_is_the_labs_stepload_2_to_22_users():
@@ -29,6 +29,14 @@ def test_ramp_and_spike_end_when_their_time_is_up():
         environ={"SPIKE_START": "10", "SPIKE_SECONDS": "5", "SPIKE_TOTAL_SECONDS": "30"},
     )
     assert [spike.users_at(t) for t in (0, 10, 14, 15, 30)] == [2, 20, 20, 2, None]
+    assert spike.spawn_rate == 10  # the jump within seconds, whatever SPAWN_RATE says
+
+
+def test_a_spikes_spawn_rate_reaches_the_locust_chart():
+    spike = shape_from_spec("spike", environ={"SPIKE_USERS": "75", "SPIKE_SPAWN_RATE": "25"})
+    name, environment, _ = spec_of(spike)
+    assert name == "spike" and environment["SPIKE_SPAWN_RATE"] == "25"
+    assert shape_from_spec(name, environ=environment) == spike
 
 
 def test_file_shape_sets_users_from_each_row_and_ends_at_the_last(tmp_path):

@@ -46,6 +46,7 @@ def test_summary_matches_hand_computed_values(rows):
     assert summary.node_minutes == pytest.approx(130 / 60)
     assert summary.pending_seconds == 10  # the row at 20
     assert summary.slo_violation_seconds == 10  # 1500 ms at 20
+    assert summary.worst_p95_ms == 1500  # the largest latency while users are on
     assert any("never" not in line for line in summary.lines())
 
 

@@ -16,6 +16,7 @@ from tooling.commands import (
     rehearse,
     report,
     serve_local,
+    tune,
     up,
     watch,
 )
@@ -29,6 +30,7 @@ VERBS = (
     cluster,
     up,
     rehearse,
+    tune,
     report,
     watch,
     chart_docs,

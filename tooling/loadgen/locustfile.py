@@ -12,7 +12,8 @@ from environment variables so both set them the same way:
 - IMAGES_DIR         directory of .jpg/.png request images (default: the package's photos)
 - LOAD_SHAPE         step | ramp | spike | file:PATH (see load_shapes.py); unset = Locust's
                      own --users/--spawn-rate
-- SPAWN_RATE         users started per second while a shape changes the count (2)
+- SPAWN_RATE         users started per second while a shape changes the count (2; the
+                     spike shape's own SPIKE_SPAWN_RATE, 10, for it)
 - WAIT_MIN, WAIT_MAX seconds each user waits between requests (the lab's 0.8-0.9)
 """
 
@@ -198,4 +199,6 @@ if os.environ.get("LOAD_SHAPE"):
             if run_time and elapsed >= run_time:
                 return None
             users = self.schedule.users_at(elapsed)
-            return None if users is None else (users, self.spawn_rate)
+            # a spike sets its own rate (it must rise within seconds)
+            rate = getattr(self.schedule, "spawn_rate", self.spawn_rate)
+            return None if users is None else (users, rate)

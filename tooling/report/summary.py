@@ -4,7 +4,8 @@ Each row holds for the interval up to the next sample (the last row holds for no
 replica-minutes = Σ replicas_ready·Δt / 60, node-minutes = Σ nodes_ready·Δt / 60,
 pending seconds = Σ Δt while pods_pending > 0, SLO-violation seconds = Σ Δt while users > 0
 and the latency exceeds the SLO (or nothing serves at all). The latency is p95_ms where real
-Locust measured it, else response_ms (the rehearsal's load model). failures = the largest
+Locust measured it, else response_ms (the rehearsal's load model); "worst p95" is its largest
+sample while users are on (Locust's p95 is over its last few seconds). failures = the largest
 cumulative failure count Locust reported (none in the rehearsal).
 
 Rows sampled while the API server did not answer have blank cluster columns: they count as
@@ -38,6 +39,7 @@ class TimelineSummary:
     pending_seconds: float
     slo_violation_seconds: float
     slo_ms: float
+    worst_p95_ms: float | None = None  # the largest latency sample under load; None: none
     failures: int | None = None  # None: no real load measured failures
     node_autoscaler: str | None = None  # what scaled the nodes (from run.json); None: unknown
     api_unreachable_seconds: float = 0.0
@@ -63,6 +65,7 @@ class TimelineSummary:
             ("node-minutes", f"{self.node_minutes:.1f}"),
             ("pods pending for", f"{self.pending_seconds:.0f} s"),
             (f"over the {self.slo_ms:.0f} ms SLO for", f"{self.slo_violation_seconds:.0f} s"),
+            ("worst p95", "-" if self.worst_p95_ms is None else f"{self.worst_p95_ms:.0f} ms"),
             ("failures", "-" if self.failures is None else f"{self.failures}"),
             *self.outages(),
         ]
@@ -162,11 +165,17 @@ def summarize(
 
     measured_p95 = any(row.get("p95_ms") is not None for row in rows)
 
+    def latency(row: dict[str, float | None]) -> float | None:
+        return row.get("p95_ms") if measured_p95 else row.get("response_ms")
+
     def violates(row: dict[str, float | None]) -> bool:
         if (row["users"] or 0) <= 0:
             return False
-        latency = row.get("p95_ms") if measured_p95 else row.get("response_ms")
-        return latency is None or latency > slo_ms
+        return latency(row) is None or latency(row) > slo_ms
+
+    latencies = [
+        value for row in rows if (row["users"] or 0) > 0 and (value := latency(row)) is not None
+    ]
 
     def over_time(value: Callable[[dict[str, float | None]], float]) -> float:
         """Σ value(row)·Δt: each row's value holds until the next sample."""
@@ -186,6 +195,7 @@ def summarize(
         pending_seconds=over_time(lambda row: 1.0 if row["pods_pending"] else 0.0),
         slo_violation_seconds=over_time(lambda row: 1.0 if violates(row) else 0.0),
         slo_ms=slo_ms,
+        worst_p95_ms=max(latencies) if latencies else None,
         failures=largest_failure_count(rows),
         api_unreachable_seconds=seconds_while(unreachable),
         hpa_blind_seconds=seconds_while(blind),

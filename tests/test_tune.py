@@ -1,0 +1,128 @@
+"""`resnet-serving tune`: configurations from values files and grids, the Pareto marking
+worked out by hand, and a tiny grid (2 configurations, fast profile, the load model, side by
+side) whose table is checked against each run's own summary.txt."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tooling import cli
+from tooling.errors import UserError
+from tooling.rehearsal.cluster import missing_binaries
+from tooling.report.summary import TimelineSummary
+from tooling.tuning.configurations import configurations, parse_axis
+from tooling.tuning.results import COLUMNS, Row, pareto_marked
+
+TARGET = "autoscaling.targetCPUUtilizationPercentage"
+
+
+def test_a_grid_is_every_combination_laid_over_the_base(tmp_path):
+    base = (tmp_path / "base.yaml",)
+    axes = [parse_axis(f"{TARGET}=50,70"), parse_axis("autoscaling.behaviorPreset=responsive")]
+    found = configurations([], axes, base, tmp_path / "grid")
+    assert [c.name for c in found] == [
+        "targetCPUUtilizationPercentage=50,behaviorPreset=responsive",
+        "targetCPUUtilizationPercentage=70,behaviorPreset=responsive",
+    ]
+    assert found[1].values_files[0] == base[0]
+    point = yaml.safe_load(found[1].values_files[1].read_text())
+    assert point == {
+        "autoscaling": {"targetCPUUtilizationPercentage": 70, "behaviorPreset": "responsive"}
+    }
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ("autoscaling.minReplicas", "KEY=VALUE1,VALUE2"),
+        ("=1,2", "KEY=VALUE1,VALUE2"),
+        ("autoscaling..x=1", "not a dotted chart key"),
+    ],
+)
+def test_a_bad_grid_says_how_to_write_it(grid, message):
+    with pytest.raises(UserError, match=message):
+        parse_axis(grid)
+
+
+def test_one_configuration_is_not_a_comparison(tmp_path):
+    values = tmp_path / "only.yaml"
+    values.write_text("{}\n")
+    with pytest.raises(UserError, match="two or more"):
+        configurations([values], [], (), tmp_path)
+    with pytest.raises(UserError, match="no such values file"):
+        configurations([values, tmp_path / "missing.yaml"], [], (), tmp_path)
+
+
+def summary(over_slo: float, node_minutes: float) -> TimelineSummary:
+    return TimelineSummary(1, 1, None, None, None, 1.0, node_minutes, 0.0, over_slo, 1000.0)
+
+
+def test_pareto_best_are_those_no_other_beats_on_both(tmp_path):
+    log = tmp_path / "x.log"
+    rows = [
+        Row("cheap-slow", summary(60, 3.0), log),
+        Row("dear-fast", summary(5, 6.0), log),
+        Row("dominated", summary(60, 6.0), log),  # cheap-slow is as slow and cheaper
+        Row("middle", summary(20, 4.0), log),
+        Row("failed", None, log),
+    ]
+    marked = {row.name: row.pareto for row in pareto_marked(rows)}
+    assert marked == {
+        "cheap-slow": True,
+        "dear-fast": True,
+        "dominated": False,
+        "middle": True,
+        "failed": False,
+    }
+
+
+MISSING = missing_binaries()
+
+
+def summary_values(text: str) -> dict[str, str]:
+    """summary.txt's lines: a 29-character name, then the value."""
+    return {line[:29].strip(): line[29:].strip() for line in text.splitlines()}
+
+
+@pytest.mark.skipif(
+    bool(MISSING), reason=f"rehearsal binaries missing ({', '.join(MISSING)}): make setup-rehearsal"
+)
+def test_a_tiny_grid_tabulates_each_runs_own_summary(tmp_path, monkeypatch):
+    for variable, value in {"STEP_USERS": "10", "STEP_SECONDS": "10", "STEPS": "4"}.items():
+        monkeypatch.setenv(variable, value)  # 10 → 40 users over 40 s
+    out = tmp_path / "tune"
+    argv = ["tune", "--grid", f"{TARGET}=40,90", "--load", "model", "--parallel", "2"]
+    code = cli.run([*argv, "--profile", "fast", "--report", str(out)])
+    assert code == 0, (out / "targetCPUUtilizationPercentage=40.log").read_text()[-3000:]
+    with open(out / "tune.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert [row["configuration"] for row in table] == [
+        "targetCPUUtilizationPercentage=40",
+        "targetCPUUtilizationPercentage=90",
+    ]
+    for row in table:
+        run_dir = out / row["configuration"]
+        own = summary_values((run_dir / "summary.txt").read_text())
+        assert row["over SLO (s)"] == own["over the 1000 ms SLO for"].removesuffix(" s")
+        assert row["worst p95 (ms)"] == own["worst p95"].removesuffix(" ms")
+        assert row["replica-minutes"] == own["replica-minutes"]
+        assert row["node-minutes"] == own["node-minutes"]
+        assert row["first scale-out (s)"] == own["first scale-out"].split(" s ")[0]
+        # the run installed the grid point's values on top of the lab's
+        values_files = json.loads((run_dir / "run.json").read_text())["values_files"]
+        point = yaml.safe_load(Path(values_files[-1]).read_text())
+        assert values_files[0].endswith("lab-values.yaml")
+        assert f"{point['autoscaling']['targetCPUUtilizationPercentage']}" in row["configuration"]
+    # the Pareto mark, worked out again from the summaries
+    scores = [(float(r["over SLO (s)"]), float(r["node-minutes"])) for r in table]
+    for row, (slo, nodes) in zip(table, scores, strict=True):
+        beaten = any(o[0] <= slo and o[1] <= nodes and o != (slo, nodes) for o in scores)
+        assert (row["pareto"] == "★") == (not beaten)
+    assert set(table[0]) == set(COLUMNS)
+    assert (out / "tune.png").stat().st_size > 10_000
+    assert (out / "compare" / "compare.png").is_file()

@@ -1,0 +1,100 @@
+"""`resnet-serving tune`: the rehearsal over a few configurations of the chart on one load
+shape, then a table and a plot side by side: seconds over the SLO, worst p95, failures,
+replica-minutes, node-minutes and the first scale-out per configuration, the Pareto-best marked
+(tune.md, tune.csv, tune.png, and compare/ with the runs' timelines overlaid).
+
+A configuration is a values file (--values FILE, once per configuration) or a point of a grid
+over chart keys (--grid KEY=V1,V2, laid over --base-values, the lab's by default). Each run is
+`resnet-serving rehearse` in its own process, with its own cluster, into REPORT/NAME."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from tooling.commands.cluster import add_pool_arguments, add_rehearsal_arguments
+from tooling.console import say
+from tooling.loadgen.load_shapes import SHAPE_NAMES
+from tooling.runs.story import LAB_VALUES
+
+
+def register(verbs: argparse._SubParsersAction) -> None:
+    parser = verbs.add_parser(
+        "tune", help="the rehearsal over several configurations, compared", description=__doc__
+    )
+    parser.add_argument(
+        "--values", type=Path, action="append", default=[], help="a configuration's values file"
+    )
+    parser.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="a chart key and its values to try (repeat: every combination is a configuration)",
+    )
+    parser.add_argument(
+        "--base-values",
+        type=Path,
+        action="append",
+        help="values under every grid point (default: the lab's, ci/lab-values.yaml)",
+    )
+    parser.add_argument("--shape", default="step", help=f"load shape: {', '.join(SHAPE_NAMES)}")
+    parser.add_argument("--step-seconds", type=float, help="seconds per step of the step shape")
+    parser.add_argument(
+        "--load", choices=("locust", "model"), default="locust", help="as for rehearse"
+    )
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        help="rehearsals side by side (1; each with real Locust wants about 2 cores, and runs "
+        "sharing too few cores slow each other's Locust)",
+    )
+    parser.add_argument("--slo-ms", type=float, default=1000.0, help="latency SLO (1000 ms)")
+    parser.add_argument("--report", type=Path, help="output folder (default runs/tune-<time>)")
+    add_rehearsal_arguments(parser)
+    add_pool_arguments(parser)
+    parser.set_defaults(handler=handle)
+
+
+def rehearse_arguments(args: argparse.Namespace) -> list[str]:
+    """The flags every configuration's `rehearse` gets."""
+    forwarded = [
+        "--profile", args.profile,
+        "--node-autoscaler", args.node_autoscaler,
+        "--min-nodes", str(args.min_nodes),
+        "--max-nodes", str(args.max_nodes),
+        "--autoscaling-profile", args.autoscaling_profile,
+        "--shape", args.shape,
+        "--load", args.load,
+    ]  # fmt: skip
+    if args.step_seconds:
+        forwarded += ["--step-seconds", f"{args.step_seconds:g}"]
+    return forwarded
+
+
+def handle(args: argparse.Namespace) -> int:
+    from tooling.errors import UserError
+    from tooling.tuning.configurations import configurations, parse_axis
+    from tooling.tuning.results import write_results
+    from tooling.tuning.runner import run_all
+
+    if args.parallel < 1:
+        raise UserError(f"--parallel {args.parallel}: give 1 or more")
+    out_dir = args.report or Path("runs") / time.strftime("tune-%Y%m%d-%H%M%S")
+    base = tuple(args.base_values or (LAB_VALUES,))
+    found = configurations(
+        args.values, [parse_axis(text) for text in args.grid], base, out_dir / "configurations"
+    )
+    cores = os.cpu_count() or 1
+    say(
+        f"tune: {len(found)} configurations on the {args.shape} shape, {args.parallel} at a time "
+        f"({cores} cores here) → {out_dir}"
+    )
+    outcomes = run_all(found, out_dir, rehearse_arguments(args), args.parallel, say)
+    table, rows = write_results(outcomes, out_dir, args.slo_ms, f"tune: {args.shape} shape")
+    print(table)
+    say(f"tune: ✓ {out_dir / 'tune.md'}, tune.png, tune.csv")
+    return 0 if all(row.summary is not None for row in rows) else 1
