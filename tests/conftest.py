@@ -47,6 +47,24 @@ def deep_merge(base: dict, override: dict) -> dict:
     return merged
 
 
+SAFE_TO_EVICT_LOCAL_VOLUMES = "cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes"
+
+
+def volumes_blocking_scale_down(template: dict) -> set[str]:
+    """A pod template's local volumes (disk emptyDir, hostPath) its safe-to-evict-local-volumes
+    annotation does not list: each keeps the Cluster Autoscaler from draining the pod's node
+    (its rule in pkg/utils/drain)."""
+    annotation = template["metadata"].get("annotations", {}).get(SAFE_TO_EVICT_LOCAL_VOLUMES, "")
+    listed = set(filter(None, annotation.split(",")))
+    local = {
+        volume["name"]
+        for volume in template["spec"].get("volumes", [])
+        if "hostPath" in volume
+        or ("emptyDir" in volume and (volume["emptyDir"] or {}).get("medium") != "Memory")
+    }
+    return local - listed
+
+
 def objects_of(objects: tuple[dict, ...], kind: str) -> list[dict]:
     return [obj for obj in objects if obj.get("kind") == kind]
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tooling.loadgen.load_shapes import FileShape, StepShape, shape_from_spec, spec_of
+from tooling.loadgen.load_shapes import (
+    FileShape,
+    StepShape,
+    shape_from_spec,
+    spec_of,
+    think_seconds,
+    wait_environment,
+)
 
 
 def test_step_is_the_labs_stepload_2_to_22_users():
@@ -68,3 +75,13 @@ def test_unknown_shape_lists_the_known_ones():
         shape_from_spec("wave", environ={})
     with pytest.raises(ValueError, match="STEPS='many' is not a number"):
         shape_from_spec("step", environ={"STEPS": "many"})
+
+
+def test_the_users_wait_is_the_locustfiles_and_bad_values_say_which():
+    assert think_seconds({}) == pytest.approx(0.85)  # the lab's between(0.8, 0.9)
+    assert think_seconds({"WAIT_MIN": "20", "WAIT_MAX": "40"}) == 30
+    assert wait_environment({"WAIT_MIN": "20", "STEPS": "3"}) == {"WAIT_MIN": "20"}
+    with pytest.raises(ValueError, match="WAIT_MAX='x'"):
+        think_seconds({"WAIT_MAX": "x"})
+    with pytest.raises(ValueError, match="MIN ≤ MAX"):
+        think_seconds({"WAIT_MIN": "5", "WAIT_MAX": "1"})

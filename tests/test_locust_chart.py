@@ -9,7 +9,7 @@ import base64
 import helm_cli as helm
 import pytest
 import yaml
-from conftest import LOCUST_CHART, objects_of, one_of, render
+from conftest import LOCUST_CHART, objects_of, one_of, render, volumes_blocking_scale_down
 from pod_security import pod_spec_of, restricted_violations
 
 from tooling import paths
@@ -140,6 +140,14 @@ def test_worker_autoscaling_targets_the_worker_deployment(case):
     assert hpa["spec"]["minReplicas"] == autoscaling["minReplicas"]
     assert "replicas" not in worker["spec"]
     assert worker["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"]
+
+
+def test_workers_may_be_moved_by_the_cluster_autoscaler_but_not_a_running_master(case):
+    _, objects = case
+    worker = one_of(objects, "Deployment", "-worker")["spec"]["template"]
+    assert volumes_blocking_scale_down(worker) == set()
+    # the master's results live on its node until its run completes
+    assert "results" in volumes_blocking_scale_down(master_of(objects)["spec"]["template"])
 
 
 def test_every_pod_meets_pod_security_restricted(case):

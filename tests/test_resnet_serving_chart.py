@@ -12,7 +12,14 @@ import re
 import helm_cli as helm
 import pytest
 import yaml
-from conftest import RESNET_CHART, deep_merge, objects_of, one_of, render
+from conftest import (
+    RESNET_CHART,
+    deep_merge,
+    objects_of,
+    one_of,
+    render,
+    volumes_blocking_scale_down,
+)
 from pod_security import pod_spec_of, restricted_violations
 
 from tooling import paths
@@ -207,6 +214,12 @@ def test_every_pod_meets_pod_security_restricted(case):
         assert restricted_violations(spec) == [], obj["metadata"]["name"]
         for container in [*spec.get("initContainers", []), *spec["containers"]]:
             assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_the_cluster_autoscaler_may_move_a_replica_off_an_underused_node(case):
+    _, objects = case
+    template = server_deployment(objects)["spec"]["template"]
+    assert volumes_blocking_scale_down(template) == set()
 
 
 def test_pdb_and_service_account_cover_the_server_pods(case):

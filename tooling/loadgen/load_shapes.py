@@ -122,6 +122,30 @@ SHAPE_VARIABLES = (
     "SPIKE_TOTAL_SECONDS",
     "SPIKE_SPAWN_RATE",
 )
+# How long each user waits between requests (the locustfile's; the lab's between(0.8, 0.9)).
+WAIT_VARIABLES = ("WAIT_MIN", "WAIT_MAX")
+WAIT_DEFAULTS = {"WAIT_MIN": 0.8, "WAIT_MAX": 0.9}
+
+
+def wait_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """WAIT_MIN and WAIT_MAX where the environment sets them (for Locust's pods)."""
+    env = os.environ if environ is None else environ
+    return {key: env[key] for key in WAIT_VARIABLES if env.get(key)}
+
+
+def think_seconds(environ: dict[str, str] | None = None) -> float:
+    """A user's mean wait between requests: (WAIT_MIN + WAIT_MAX) / 2, as Locust's between()."""
+    env = os.environ if environ is None else environ
+    bounds = []
+    for name in WAIT_VARIABLES:
+        raw = env.get(name, "")
+        try:
+            bounds.append(float(raw) if raw else WAIT_DEFAULTS[name])
+        except ValueError as error:
+            raise ValueError(f"{name}={raw!r} is not a number") from error
+    if not 0 <= bounds[0] <= bounds[1]:
+        raise ValueError(f"WAIT_MIN={bounds[0]:g} and WAIT_MAX={bounds[1]:g}: need 0 ≤ MIN ≤ MAX")
+    return sum(bounds) / 2
 
 
 # Each shape's name and the environment variable of each of its fields (as shape_from_spec reads).

@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Protocol
 
 from tooling.errors import UserError
-from tooling.loadgen.load_shapes import SHAPE_VARIABLES, Shape, shape_from_spec
+from tooling.loadgen.load_shapes import (
+    SHAPE_VARIABLES,
+    Shape,
+    shape_from_spec,
+    think_seconds,
+    wait_environment,
+)
 from tooling.runs.story import LAB_VALUES, StoryTarget
 
 Say = Callable[[str], None]
@@ -49,10 +55,16 @@ class LoadSpec:
             raise UserError("--workers must be at least 1")
         if self.source not in ("locust", "model"):
             raise UserError(f"--load {self.source!r}: use locust or model")
+        try:
+            think_seconds()
+        except ValueError as error:
+            raise UserError(f"the users' wait: {error}") from error
 
     def environment(self, default_step_seconds: float | None = None) -> dict[str, str]:
-        """The shape's variables: the environment's, then --step-seconds, then the default."""
+        """The shape's variables and the users' wait (WAIT_MIN, WAIT_MAX): the environment's,
+        then --step-seconds, then the default."""
         environment = {key: os.environ[key] for key in SHAPE_VARIABLES if key in os.environ}
+        environment.update(wait_environment())
         if self.step_seconds:
             environment["STEP_SECONDS"] = f"{self.step_seconds:g}"
         elif default_step_seconds and "STEP_SECONDS" not in environment:

@@ -16,7 +16,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tooling.loadgen.load_shapes import Shape, shape_seconds
-from tooling.rehearsal.load_model import LoadPoint, load_point
+from tooling.rehearsal.load_model import THINK_SECONDS, LoadPoint, load_point
 from tooling.rehearsal.quantities import cpu_cores, millicores
 from tooling.runs.timeline import LoadSample, pod_is_ready
 from tooling.runs.transient import TRANSIENT_ERRORS
@@ -33,6 +33,7 @@ class LoadDriver:
     cpu_seconds_per_request: float
     cores_per_pod: float
     period: float
+    think_seconds: float = THINK_SECONDS  # each user's mean wait between requests
     started: float = field(default_factory=time.monotonic)
     current: tuple[int, LoadPoint] = (0, LoadPoint(0, 0, 0, 0, False))
     finished: threading.Event = field(default_factory=threading.Event)
@@ -44,7 +45,9 @@ class LoadDriver:
             self.finished.set()
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=self.selector).items
         ready = [pod for pod in pods if pod_is_ready(pod)]
-        point = load_point(users, len(ready), self.cpu_seconds_per_request, self.cores_per_pod)
+        point = load_point(
+            users, len(ready), self.cpu_seconds_per_request, self.cores_per_pod, self.think_seconds
+        )
         self.current = (users, point)
         for pod in pods:
             cpu = point.cpu_cores_per_pod if pod in ready else 0.001

@@ -4,7 +4,8 @@ Pods in the rehearsal run no containers, so their CPU use comes from this model,
 same load shapes the locustfile runs and by `resnet-serving calibrate`'s measurement of the
 real model. With
 
-    U   users (from the load shape)             W  mean think time per user (0.85 s, the lab's)
+    U   users (from the load shape)             W  mean think time per user (0.85 s, the lab's;
+                                                   WAIT_MIN and WAIT_MAX set it, as for Locust)
     n   ready replicas                           c  CPU-seconds per request (calibration)
     k   CPU cores one pod may use (its limit, else the node's allocatable share, else request)
 

@@ -25,7 +25,13 @@ from tooling.fleet.endpoints import Fleet
 from tooling.fleet.replicas import ModelCost
 from tooling.fleet.usage import UsageWriter
 from tooling.kube import api_client
-from tooling.loadgen.load_shapes import Shape, shape_seconds, spec_of
+from tooling.loadgen.load_shapes import (
+    Shape,
+    shape_seconds,
+    spec_of,
+    think_seconds,
+    wait_environment,
+)
 from tooling.names import LOAD_RELEASE, SERVER_URL
 from tooling.rehearsal import cluster_autoscaler, components
 from tooling.rehearsal.cluster import (
@@ -78,6 +84,7 @@ class RehearsalSpec:
 def locust_settings(spec: RehearsalSpec) -> LocustSettings:
     """The Locust chart's run for the rehearsal's shape (its end bounds the run time)."""
     shape, environment, shape_file = spec_of(spec.shape)
+    environment.update(wait_environment())
     run_time = f"{math.ceil(shape_seconds(spec.shape)) + LOCUST_MARGIN_SECONDS}s"
     return LocustSettings(shape, environment, shape_file, LOCUST_WORKERS, run_time)
 
@@ -143,6 +150,7 @@ def simulated_load(spec: RehearsalSpec, context: StoryContext) -> LoadDriver:
         measured.cpu_seconds_per_image_batched,
         cores,
         spec.profile.usage_update_seconds,
+        think_seconds(),
     )
 
 

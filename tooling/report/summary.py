@@ -5,7 +5,9 @@ replica-minutes = Σ replicas_ready·Δt / 60, node-minutes = Σ nodes_ready·Δ
 pending seconds = Σ Δt while pods_pending > 0, SLO-violation seconds = Σ Δt while users > 0
 and the latency exceeds the SLO (or nothing serves at all). The latency is p95_ms where real
 Locust measured it, else response_ms (the rehearsal's load model); "worst p95" is its largest
-sample while users are on (Locust's p95 is over its last few seconds). failures = the largest
+sample while users are on (Locust's p95 is over its last few seconds). "peak served" = from
+the first sample at the run's most users to the first sample at that many users within the
+SLO (0: served from the start; never: not while the peak lasted). failures = the largest
 cumulative failure count Locust reported (none in the rehearsal).
 
 Rows sampled while the API server did not answer have blank cluster columns: they count as
@@ -40,6 +42,8 @@ class TimelineSummary:
     slo_violation_seconds: float
     slo_ms: float
     worst_p95_ms: float | None = None  # the largest latency sample under load; None: none
+    time_to_serve_peak_s: float | None = None  # peak users reached → first sample within SLO
+    peak_users: int = 0
     failures: int | None = None  # None: no real load measured failures
     node_autoscaler: str | None = None  # what scaled the nodes (from run.json); None: unknown
     api_unreachable_seconds: float = 0.0
@@ -66,6 +70,10 @@ class TimelineSummary:
             ("pods pending for", f"{self.pending_seconds:.0f} s"),
             (f"over the {self.slo_ms:.0f} ms SLO for", f"{self.slo_violation_seconds:.0f} s"),
             ("worst p95", "-" if self.worst_p95_ms is None else f"{self.worst_p95_ms:.0f} ms"),
+            (
+                "peak served",
+                seconds(self.time_to_serve_peak_s, f"after {self.peak_users} users began"),
+            ),
             ("failures", "-" if self.failures is None else f"{self.failures}"),
             *self.outages(),
         ]
@@ -173,6 +181,9 @@ def summarize(
             return False
         return latency(row) is None or latency(row) > slo_ms
 
+    peak = max((row["users"] or 0) for row in rows)
+    at_peak = [row for row in rows if peak > 0 and (row["users"] or 0) == peak]
+    served = next((row for row in at_peak if not violates(row)), None)
     latencies = [
         value for row in rows if (row["users"] or 0) > 0 and (value := latency(row)) is not None
     ]
@@ -196,6 +207,10 @@ def summarize(
         slo_violation_seconds=over_time(lambda row: 1.0 if violates(row) else 0.0),
         slo_ms=slo_ms,
         worst_p95_ms=max(latencies) if latencies else None,
+        time_to_serve_peak_s=(
+            None if served is None else served["t_seconds"] - at_peak[0]["t_seconds"]
+        ),
+        peak_users=int(peak),
         failures=largest_failure_count(rows),
         api_unreachable_seconds=seconds_while(unreachable),
         hpa_blind_seconds=seconds_while(blind),

@@ -130,7 +130,8 @@ def install_model_server(target: StoryTarget, spec: StorySpec, api: client.ApiCl
 
 
 def wait_until_serving(target: StoryTarget, api: client.ApiClient) -> None:
-    """First replica Ready, and metrics-server serving its metrics (the HPA needs them)."""
+    """First replica Ready, metrics-server serving its metrics (the HPA needs them), and
+    nothing of the release left Pending."""
     apps, metrics = client.AppsV1Api(api), client.CustomObjectsApi(api)
 
     def ready() -> bool:
@@ -158,6 +159,25 @@ def wait_until_serving(target: StoryTarget, api: client.ApiClient) -> None:
         METRICS_TIMEOUT_SECONDS,
         "metrics-server to serve the replica's metrics",
         hint="is metrics-server installed and running? (`kubectl top pods` tells)",
+    )
+    core = client.CoreV1Api(api)
+
+    def headroom_in_place() -> bool:
+        """Every pod of the release scheduled (overprovisioning placeholders may need a node
+        of their own first) and no node still being added: the load starts from the
+        configuration's resting state, so the run's nodes come back down to it."""
+        pods = core.list_namespaced_pod(
+            APP_NAMESPACE, label_selector=f"app.kubernetes.io/instance={RELEASE}"
+        ).items
+        return all(pod.status.phase != "Pending" for pod in pods) and target.settled()
+
+    wait_for(
+        headroom_in_place,
+        target.ready_timeout,
+        "every pod of the release to be scheduled",
+        period=2,
+        hint=f"see `kubectl get pods -n {APP_NAMESPACE}`: is the node pool's maximum too small "
+        "for the overprovisioning placeholders?",
     )
 
 
@@ -226,7 +246,10 @@ def run_story(
         install_model_server(target, spec, api)
         say(f"{target.provider}: ✓ model server installed (helm, server-side validation, PSS)")
         wait_until_serving(target, api)
-        say(f"{target.provider}: ✓ first replica Ready; metrics-server serves its metrics")
+        say(
+            f"{target.provider}: ✓ first replica Ready; metrics-server serves its metrics; "
+            "every pod scheduled"
+        )
         context = StoryContext(api, target.kubeconfig, APP_NAMESPACE, SERVER_NAME, SELECTOR)
         load = target.start_load(context)
         (spec.run_dir / "timeline.csv").unlink(missing_ok=True)  # a new run, a new timeline

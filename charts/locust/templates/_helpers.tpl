@@ -157,6 +157,11 @@ Pod template metadata for a component (master or worker).
 {{- $root := index . 0 }}{{- $component := index . 1 -}}
 annotations:
   checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
+  {{- if eq $component "worker" }}
+  # a worker's scratch space: the cluster autoscaler may move it off an underused node (the
+  # master's results volume keeps the master where it is until its run completes)
+  cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes: "tmp"
+  {{- end }}
   {{- with $root.Values.podAnnotations }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
