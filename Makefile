@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: setup setup-rehearsal test lint demo bench clean
+.PHONY: setup setup-rehearsal test lint demo proof capacity bench clean
 
 setup:  ## Python environment and pinned tools (a quick no-op when present)
 	@bash hack/setup.sh
@@ -20,10 +20,19 @@ test: setup-rehearsal lint  ## the default suite: lint, charts, model, serving, 
 demo: setup-rehearsal  ## the main job: the local rehearsal (fast profile); see `resnet-serving rehearse --help`
 	.venv/bin/resnet-serving rehearse
 
-bench: setup  ## P1-P4 (bench/README.md); ratios measured in one run, not tests
+# The README's proof: the lab's values against ci/responsive-values.yaml, on the lab's step
+# shape and on a spike to 3x one replica's capacity within 10 s (fast profile).
+VALUES := charts/resnet-serving/ci
+SPIKE := SPIKE_BASE_USERS=5 SPIKE_USERS=75 SPIKE_START=30 SPIKE_SECONDS=120 SPIKE_TOTAL_SECONDS=200 SPIKE_SPAWN_RATE=10
+proof: setup-rehearsal  ## lab vs responsive values, step and spike: runs/proof/{step,spike}/tune.md and .png
+	.venv/bin/resnet-serving tune --values $(VALUES)/lab-values.yaml --values $(VALUES)/responsive-values.yaml --shape step --report runs/proof/step
+	$(SPIKE) .venv/bin/resnet-serving tune --values $(VALUES)/lab-values.yaml --values $(VALUES)/responsive-values.yaml --shape spike --report runs/proof/spike
+
+bench: setup  ## P1-P5 (bench/README.md); ratios measured in one run, not tests
 	.venv/bin/python bench/serving_ratio.py
 	.venv/bin/python bench/locust_capacity.py
 	.venv/bin/python bench/fleet_fidelity.py
+	.venv/bin/python bench/replica_startup.py
 
 clean:  ## remove this clone's environment (the per-user cache stays)
 	rm -rf .venv .tools

@@ -27,13 +27,14 @@ from common import REPO, bench_model, say
 
 CHILD = r"""
 import json, sys, time
+from pathlib import Path
 started = time.perf_counter()
 import tensorflow as tf
 from tooling.serving.servable import Servable
 from tooling.serving.server import replay_warmup
 from tooling import paths
 imported = time.perf_counter()
-servable = Servable.load("image_classifier", sys.argv[1])
+servable = Servable.load("image_classifier", Path(sys.argv[1]))
 loaded = time.perf_counter()
 warmups = replay_warmup(servable) if sys.argv[2] == "warmup" else 0
 warmed = time.perf_counter()

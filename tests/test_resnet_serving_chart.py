@@ -201,6 +201,8 @@ def test_probes_mean_model_loaded(case):
     assert server["livenessProbe"]["tcpSocket"] == {"port": "grpc"}
     startup = server["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 120, "170 MB model + warmup"
+    # polled often: a new replica is Ready soon after its model is (load + warmup ≈ 8 s)
+    assert startup["periodSeconds"] <= 2
     pod = server_deployment(objects)["spec"]["template"]["spec"]
     sleep = server["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert 0 < sleep < pod["terminationGracePeriodSeconds"]

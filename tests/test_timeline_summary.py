@@ -47,8 +47,12 @@ def test_summary_matches_hand_computed_values(rows):
     assert summary.pending_seconds == 10  # the row at 20
     assert summary.slo_violation_seconds == 10  # 1500 ms at 20
     assert summary.worst_p95_ms == 1500  # the largest latency while users are on
-    # 8 users (the peak) from 20, over the SLO there, within it at 30
+    # 8 users (the peak) from 20, over the SLO there, within it from 30 on
     assert summary.peak_users == 8 and summary.time_to_serve_peak_s == 10
+    rows[3]["response_ms"] = 1200  # over it at 30 too: never served while the peak lasted
+    assert summarize(rows).time_to_serve_peak_s is None
+    rows[2]["response_ms"] = rows[3]["response_ms"] = 900  # within it all along
+    assert summarize(rows).time_to_serve_peak_s == 0
     assert any("never" not in line for line in summary.lines())
 
 

@@ -77,6 +77,6 @@ def compare_runs(
         {name: run_summary(run_dir, slo_ms) for name, run_dir in named.items()}
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    picture = save(plot_comparison(runs), out_dir / "compare.png")
+    picture = save(plot_comparison(runs, slo_ms), out_dir / "compare.png")
     (out_dir / "compare.md").write_text(f"# runs compared\n\n{table}\n![runs](compare.png)\n")
     return table, picture

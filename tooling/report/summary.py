@@ -6,9 +6,9 @@ pending seconds = Σ Δt while pods_pending > 0, SLO-violation seconds = Σ Δt 
 and the latency exceeds the SLO (or nothing serves at all). The latency is p95_ms where real
 Locust measured it, else response_ms (the rehearsal's load model); "worst p95" is its largest
 sample while users are on (Locust's p95 is over its last few seconds). "peak served" = from
-the first sample at the run's most users to the first sample at that many users within the
-SLO (0: served from the start; never: not while the peak lasted). failures = the largest
-cumulative failure count Locust reported (none in the rehearsal).
+the first sample at the run's most users to the sample from which, at that many users, the
+latency stays within the SLO (0: it always was; never: not before the peak ended).
+failures = the largest cumulative failure count Locust reported (none with the load model).
 
 Rows sampled while the API server did not answer have blank cluster columns: they count as
 "API server unreachable" seconds, and the sums hold the last value read before the gap.
@@ -183,7 +183,8 @@ def summarize(
 
     peak = max((row["users"] or 0) for row in rows)
     at_peak = [row for row in rows if peak > 0 and (row["users"] or 0) == peak]
-    served = next((row for row in at_peak if not violates(row)), None)
+    last_over = max((i for i, row in enumerate(at_peak) if violates(row)), default=-1)
+    served = at_peak[last_over + 1] if last_over + 1 < len(at_peak) else None
     latencies = [
         value for row in rows if (row["users"] or 0) > 0 and (value := latency(row)) is not None
     ]

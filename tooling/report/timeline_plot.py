@@ -155,19 +155,40 @@ def plot_timeline(
     return figure
 
 
-def plot_comparison(runs: dict[str, Rows]) -> Figure:
-    """Runs overlaid: users, replicas ready, nodes ready (one line per run)."""
-    figure, axes = pyplot.subplots(3, 1, sharex=True, figsize=(11, 8), constrained_layout=True)
+def latency_column(rows: Rows) -> tuple[str, list[float]]:
+    """Locust's p95 where it was measured, else the load model's response time."""
+    if any(row.get("p95_ms") is not None for row in rows):
+        return "p95", column(rows, "p95_ms")
+    return "response", column(rows, "response_ms")
+
+
+def plot_comparison(runs: dict[str, Rows], slo_ms: float = 1000.0) -> Figure:
+    """Runs overlaid: users, latency against the SLO, replicas ready, nodes ready (one line
+    per run)."""
+    figure, axes = pyplot.subplots(4, 1, sharex=True, figsize=(11, 10), constrained_layout=True)
     figure.suptitle("runs compared")
+    labels = {}
     for (name, rows), color in zip(
         runs.items(), matplotlib.colormaps["tab10"].colors, strict=False
     ):
         t = column(rows, "t_seconds")
-        for ax, series in zip(axes, ("users", "replicas_ready", "nodes_ready"), strict=True):
+        kind, latency = latency_column(rows)
+        labels[kind] = True
+        axes[1].step(t, latency, where="post", label=name, color=color)
+        for ax, series in (
+            (axes[0], "users"),
+            (axes[2], "replicas_ready"),
+            (axes[3], "nodes_ready"),
+        ):
             ax.step(t, column(rows, series), where="post", label=name, color=color)
-    for ax, label in zip(axes, ("users", "replicas ready", "nodes ready"), strict=True):
+    axes[1].axhline(slo_ms, color="tab:red", linestyle="--", linewidth=1, label="SLO")
+    latency_label = " / ".join(labels) + " (ms)"
+    for ax, label in zip(
+        axes, ("users", latency_label, "replicas ready", "nodes ready"), strict=True
+    ):
         ax.set_ylabel(label)
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        if ax is not axes[1]:
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(loc="upper left")
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("seconds")
