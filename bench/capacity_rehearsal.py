@@ -14,6 +14,7 @@ Usage: python bench/capacity_rehearsal.py [--max-nodes 100] [--users 20000] [--w
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import psutil
 from common import REPO, say
 
 from tooling.rehearsal import components
-from tooling.report.run_report import run_summary
+from tooling.report.run_report import read_run, run_summary
 
 PROCESSES = (
     "kube-apiserver",
@@ -106,6 +107,11 @@ def main() -> None:
     print(
         f"| {summary.max_nodes} ({args.max_nodes}) | {summary.max_replicas} | {summary.peak_users} "
         f"| {peak} | {summary.node_minutes:.0f} | {wall / 60:.1f} min (exit {code}) |"
+    )
+    gaps = [b - a for a, b in itertools.pairwise(row["t_seconds"] for row in read_run(run_dir))]
+    print(
+        f"\ntimeline samples: every {sum(gaps) / len(gaps):.1f} s on average, "
+        f"{max(gaps):.1f} s at most (the profile asks 2 s)"
     )
     print("\n| process | mean CPU (cores) | peak CPU (cores) |\n| --- | --- | --- |")
     for name in (*PROCESSES, "rehearse (Python)"):

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from tooling.commands.cluster import add_pool_arguments, add_rehearsal_arguments
+from tooling.commands.up import add_load_arguments
 from tooling.console import say
-from tooling.loadgen.load_shapes import SHAPE_NAMES
 from tooling.runs.story import LAB_VALUES
 
 
@@ -40,11 +40,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
         action="append",
         help="values under every grid point (default: the lab's, ci/lab-values.yaml)",
     )
-    parser.add_argument("--shape", default="step", help=f"load shape: {', '.join(SHAPE_NAMES)}")
-    parser.add_argument("--step-seconds", type=float, help="seconds per step of the step shape")
-    parser.add_argument(
-        "--load", choices=("locust", "model"), default="locust", help="as for rehearse"
-    )
+    add_load_arguments(parser)
     parser.add_argument(
         "--parallel",
         type=int,

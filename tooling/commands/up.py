@@ -29,6 +29,19 @@ def add_run_arguments(parser: argparse.ArgumentParser, default_report: str) -> N
         action="append",
         help="resnet-serving values file(s) (default: the lab's, ci/lab-values.yaml)",
     )
+    add_load_arguments(parser)
+    parser.add_argument(
+        "--report",
+        "--run-dir",
+        dest="report",
+        type=Path,
+        help=f"the run directory: timeline.csv, events.csv, timeline.png, summary.md "
+        f"(default {default_report}; --run-dir is an older name for --report)",
+    )
+
+
+def add_load_arguments(parser: argparse.ArgumentParser) -> None:
+    """The load: its shape, its source in the rehearsal, the step shape's step."""
     parser.add_argument("--shape", default="step", help=f"load shape: {', '.join(SHAPE_NAMES)}")
     parser.add_argument(
         "--load",
@@ -41,14 +54,6 @@ def add_run_arguments(parser: argparse.ArgumentParser, default_report: str) -> N
         "--step-seconds",
         type=float,
         help="seconds per step of the step shape (rehearsal: 8 fast, 60 lab; clusters: 60)",
-    )
-    parser.add_argument(
-        "--report",
-        "--run-dir",
-        dest="report",
-        type=Path,
-        help=f"the run directory: timeline.csv, events.csv, timeline.png, summary.md "
-        f"(default {default_report}; --run-dir is an older name for --report)",
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from kubernetes import client
@@ -22,6 +23,7 @@ from tooling.runs.timeline import LoadSample, pod_is_ready
 from tooling.runs.transient import TRANSIENT_ERRORS
 
 USAGE_CPU_ANNOTATION = "kwok.x-k8s.io/usage-cpu"
+PATCH_THREADS = 8
 
 
 @dataclass
@@ -37,6 +39,7 @@ class LoadDriver:
     started: float = field(default_factory=time.monotonic)
     current: tuple[int, LoadPoint] = (0, LoadPoint(0, 0, 0, 0, False))
     finished: threading.Event = field(default_factory=threading.Event)
+    patches: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(PATCH_THREADS))
 
     def step(self) -> None:
         users = self.shape.users_at(time.monotonic() - self.started)
@@ -49,19 +52,23 @@ class LoadDriver:
             users, len(ready), self.cpu_seconds_per_request, self.cores_per_pod, self.think_seconds
         )
         self.current = (users, point)
+        changed = []
         for pod in pods:
-            cpu = point.cpu_cores_per_pod if pod in ready else 0.001
-            value = millicores(cpu)
+            value = millicores(point.cpu_cores_per_pod if pod in ready else 0.001)
             if (pod.metadata.annotations or {}).get(USAGE_CPU_ANNOTATION) != value:
-                try:
-                    self.core.patch_namespaced_pod(
-                        pod.metadata.name,
-                        self.namespace,
-                        {"metadata": {"annotations": {USAGE_CPU_ANNOTATION: value}}},
-                    )
-                except ApiException as error:
-                    if error.status != 404:  # a pod that just went away needs no usage
-                        raise
+                changed.append((pod.metadata.name, value))
+        # hundreds of replicas change together: their patches go out side by side, or one
+        # period's writes would outlast the period
+        list(self.patches.map(lambda named: self.write_usage(*named), changed))
+
+    def write_usage(self, pod: str, value: str) -> None:
+        try:
+            self.core.patch_namespaced_pod(
+                pod, self.namespace, {"metadata": {"annotations": {USAGE_CPU_ANNOTATION: value}}}
+            )
+        except ApiException as error:
+            if error.status != 404:  # a pod that just went away needs no usage
+                raise
 
     def latest(self) -> LoadSample:
         users, point = self.current
@@ -78,10 +85,13 @@ class LoadDriver:
         return shape_seconds(self.shape)
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            with contextlib.suppress(*TRANSIENT_ERRORS):  # the next period retries
-                self.step()
-            stop.wait(self.period)
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(*TRANSIENT_ERRORS):  # the next period retries
+                    self.step()
+                stop.wait(self.period)
+        finally:
+            self.patches.shutdown(wait=False)
 
 
 def cores_per_pod(container_resources: dict, node_allocatable_cpu: str) -> float:

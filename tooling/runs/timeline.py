@@ -19,6 +19,7 @@ APIUnreachable, when the API server stopped answering.
 from __future__ import annotations
 
 import csv
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -172,19 +173,22 @@ class TimelineRecorder:
         """New events, and each recurrence of a known one (Kubernetes counts a repeated event
         on the same object instead of making a new one: a HPA failing again, say)."""
         for namespace in (self.namespace, *self.event_namespaces):
-            for event in self.core.list_namespaced_event(namespace).items:
-                count = event.count or 1
-                seen = self.event_counts.get(event.metadata.uid)
+            # read as plain JSON: a large run keeps thousands of events, and the client's
+            # model objects cost this loop more than its 2 s period (bench/capacity_rehearsal.py)
+            response = self.core.list_namespaced_event(namespace, _preload_content=False)
+            for event in json.loads(response.data)["items"]:
+                uid, count = event["metadata"]["uid"], event.get("count") or 1
+                seen = self.event_counts.get(uid)
                 if seen is not None and count <= seen:
                     continue
-                self.event_counts[event.metadata.uid] = count
-                key = event.metadata.uid if seen is None else f"{event.metadata.uid}#{count}"
+                self.event_counts[uid] = count
+                key = uid if seen is None else f"{uid}#{count}"
                 self.events[key] = {
                     "t_seconds": t,
-                    "reason": event.reason,
-                    "kind": event.involved_object.kind,
-                    "name": event.involved_object.name,
-                    "message": (event.message or "").replace("\n", " "),
+                    "reason": event.get("reason"),
+                    "kind": event["involvedObject"].get("kind"),
+                    "name": event["involvedObject"].get("name"),
+                    "message": (event.get("message") or "").replace("\n", " "),
                 }
 
     @property
