@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tooling.kube import list_items, pod_ready
 from tooling.loadgen.load_shapes import Shape, shape_seconds
 from tooling.rehearsal.load_model import THINK_SECONDS, LoadPoint, load_point
 from tooling.rehearsal.quantities import cpu_cores, millicores
-from tooling.runs.timeline import LoadSample, pod_is_ready
+from tooling.runs.timeline import LoadSample
 from tooling.runs.transient import TRANSIENT_ERRORS
 
 USAGE_CPU_ANNOTATION = "kwok.x-k8s.io/usage-cpu"
@@ -46,17 +47,20 @@ class LoadDriver:
         if users is None:
             users = 0
             self.finished.set()
-        pods = self.core.list_namespaced_pod(self.namespace, label_selector=self.selector).items
-        ready = [pod for pod in pods if pod_is_ready(pod)]
+        pods = list_items(
+            self.core.list_namespaced_pod, self.namespace, label_selector=self.selector
+        )
+        ready = {pod["metadata"]["name"] for pod in pods if pod_ready(pod)}
         point = load_point(
             users, len(ready), self.cpu_seconds_per_request, self.cores_per_pod, self.think_seconds
         )
         self.current = (users, point)
         changed = []
         for pod in pods:
-            value = millicores(point.cpu_cores_per_pod if pod in ready else 0.001)
-            if (pod.metadata.annotations or {}).get(USAGE_CPU_ANNOTATION) != value:
-                changed.append((pod.metadata.name, value))
+            name = pod["metadata"]["name"]
+            value = millicores(point.cpu_cores_per_pod if name in ready else 0.001)
+            if (pod["metadata"].get("annotations") or {}).get(USAGE_CPU_ANNOTATION) != value:
+                changed.append((name, value))
         # hundreds of replicas change together: their patches go out side by side, or one
         # period's writes would outlast the period
         list(self.patches.map(lambda named: self.write_usage(*named), changed))
@@ -64,7 +68,10 @@ class LoadDriver:
     def write_usage(self, pod: str, value: str) -> None:
         try:
             self.core.patch_namespaced_pod(
-                pod, self.namespace, {"metadata": {"annotations": {USAGE_CPU_ANNOTATION: value}}}
+                pod,
+                self.namespace,
+                {"metadata": {"annotations": {USAGE_CPU_ANNOTATION: value}}},
+                _preload_content=False,  # the patched pod is not read: no model objects built
             )
         except ApiException as error:
             if error.status != 404:  # a pod that just went away needs no usage

@@ -19,7 +19,6 @@ APIUnreachable, when the API server stopped answering.
 from __future__ import annotations
 
 import csv
-import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from typing import Protocol
 from kubernetes import client
 
 from tooling.errors import one_line
-from tooling.kube import node_takes_pods
+from tooling.kube import list_items, node_takes_pods
 from tooling.runs.transient import TRANSIENT_ERRORS
 
 TIMELINE_COLUMNS = (
@@ -151,7 +150,9 @@ class TimelineRecorder:
             self.release, self.namespace
         )
         deployment = self.apps.read_namespaced_deployment(self.release, self.namespace)
-        pods = self.core.list_namespaced_pod(self.namespace, label_selector=self.selector).items
+        pods = list_items(
+            self.core.list_namespaced_pod, self.namespace, label_selector=self.selector
+        )
         nodes = self.core.list_node().items
         cpu_percent = None
         for metric in hpa.status.current_metrics or []:
@@ -165,7 +166,7 @@ class TimelineRecorder:
             "hpa_cpu_percent": blank_if_none(cpu_percent),
             "replicas_desired": hpa.status.desired_replicas,
             "replicas_ready": deployment.status.ready_replicas or 0,
-            "pods_pending": sum(1 for p in pods if p.status.phase == "Pending"),
+            "pods_pending": sum(1 for p in pods if p["status"].get("phase") == "Pending"),
             "nodes_ready": sum(1 for n in nodes if node_takes_pods(n)),
         }
 
@@ -173,10 +174,8 @@ class TimelineRecorder:
         """New events, and each recurrence of a known one (Kubernetes counts a repeated event
         on the same object instead of making a new one: a HPA failing again, say)."""
         for namespace in (self.namespace, *self.event_namespaces):
-            # read as plain JSON: a large run keeps thousands of events, and the client's
-            # model objects cost this loop more than its 2 s period (bench/capacity_rehearsal.py)
-            response = self.core.list_namespaced_event(namespace, _preload_content=False)
-            for event in json.loads(response.data)["items"]:
+            # as plain JSON: a large run keeps thousands of events
+            for event in list_items(self.core.list_namespaced_event, namespace):
                 uid, count = event["metadata"]["uid"], event.get("count") or 1
                 seen = self.event_counts.get(uid)
                 if seen is not None and count <= seen:
