@@ -67,12 +67,14 @@ class LoadDriver:
 
     def write_usage(self, pod: str, value: str) -> None:
         try:
-            self.core.patch_namespaced_pod(
+            reply = self.core.patch_namespaced_pod(
                 pod,
                 self.namespace,
                 {"metadata": {"annotations": {USAGE_CPU_ANNOTATION: value}}},
                 _preload_content=False,  # the patched pod is not read: no model objects built
             )
+            reply.drain_conn()  # its bytes read and dropped, the connection back in the pool
+            reply.release_conn()
         except ApiException as error:
             if error.status != 404:  # a pod that just went away needs no usage
                 raise
