@@ -22,13 +22,13 @@ import pytest
 from conftest import bare_rehearsal_cluster
 from kubernetes import client
 
+from tooling.kube import list_items, pod_ready
 from tooling.loadgen.run import LoadRunSpec, free_port, run_load
 from tooling.names import MASTER_NAME, SELECTOR
 from tooling.rehearsal.cluster import missing_binaries
 from tooling.runs.locust_load import LocustLoad
 from tooling.runs.server_metrics import read_server_counters
 from tooling.runs.story import wait_for
-from tooling.runs.timeline import pod_is_ready
 
 MISSING = missing_binaries()
 pytestmark = pytest.mark.skipif(
@@ -82,7 +82,14 @@ def run_on_this_machine(core: client.CoreV1Api, name: str, labels: dict[str, str
         },
     )
     wait_for(
-        lambda: pod_is_ready(core.read_namespaced_pod(name, NAMESPACE)), 60, f"pod {name} Ready"
+        lambda: any(
+            pod_ready(pod)
+            for pod in list_items(
+                core.list_namespaced_pod, NAMESPACE, field_selector=f"metadata.name={name}"
+            )
+        ),
+        60,
+        f"pod {name} Ready",
     )
 
 

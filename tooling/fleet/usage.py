@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from kubernetes import client
 
 from tooling.fleet.endpoints import Fleet
-from tooling.rehearsal.load_driver import USAGE_CPU_ANNOTATION
+from tooling.kube import list_items
+from tooling.rehearsal.load_driver import write_usage_cpu
 from tooling.rehearsal.quantities import millicores
 from tooling.runs.transient import TRANSIENT_ERRORS
 
@@ -44,17 +45,15 @@ class UsageWriter:
     def step(self) -> None:
         now = time.monotonic()
         core = self.fleet.core
-        pods = core.list_namespaced_pod(self.fleet.namespace, label_selector=self.selector).items
+        pods = list_items(
+            core.list_namespaced_pod, self.fleet.namespace, label_selector=self.selector
+        )
         for pod in pods:
-            name = pod.metadata.name
+            name = pod["metadata"]["name"]
             value = millicores(self.cores_used(name, now)) if name in self.fleet.replicas else IDLE
             if self.written.get(name) != value:
                 with contextlib.suppress(client.ApiException):  # a pod that just went away
-                    core.patch_namespaced_pod(
-                        name,
-                        self.fleet.namespace,
-                        {"metadata": {"annotations": {USAGE_CPU_ANNOTATION: value}}},
-                    )
+                    write_usage_cpu(core, self.fleet.namespace, name, value)
                     self.written[name] = value
 
     def run(self, stop: threading.Event) -> None:

@@ -67,14 +67,7 @@ class LoadDriver:
 
     def write_usage(self, pod: str, value: str) -> None:
         try:
-            reply = self.core.patch_namespaced_pod(
-                pod,
-                self.namespace,
-                {"metadata": {"annotations": {USAGE_CPU_ANNOTATION: value}}},
-                _preload_content=False,  # the patched pod is not read: no model objects built
-            )
-            reply.drain_conn()  # its bytes read and dropped, the connection back in the pool
-            reply.release_conn()
+            write_usage_cpu(self.core, self.namespace, pod, value)
         except ApiException as error:
             if error.status != 404:  # a pod that just went away needs no usage
                 raise
@@ -101,6 +94,20 @@ class LoadDriver:
                 stop.wait(self.period)
         finally:
             self.patches.shutdown(wait=False)
+
+
+def write_usage_cpu(core: client.CoreV1Api, namespace: str, pod: str, value: str) -> None:
+    """Sets the pod's CPU use as kwok serves it (an ApiException if the pod is gone). The
+    patched pod sent back is not read: no model objects built, its bytes dropped and the
+    connection returned to the pool (hundreds of pods are written every few seconds)."""
+    reply = core.patch_namespaced_pod(
+        pod,
+        namespace,
+        {"metadata": {"annotations": {USAGE_CPU_ANNOTATION: value}}},
+        _preload_content=False,
+    )
+    reply.drain_conn()
+    reply.release_conn()
 
 
 def cores_per_pod(container_resources: dict, node_allocatable_cpu: str) -> float:

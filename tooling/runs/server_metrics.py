@@ -15,7 +15,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tooling.runs.timeline import pod_is_ready
+from tooling.kube import list_items, pod_ready
 
 PROMETHEUS_PATH = "monitoring/prometheus/metrics"
 SAMPLE = re.compile(r"^(?P<name>[^{\s]+)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)$")
@@ -65,12 +65,12 @@ def read_server_counters(
     """The counters summed over the ready replicas that answered."""
     totals = [0.0, 0.0, 0.0, 0.0]
     read = 0
-    for pod in core.list_namespaced_pod(namespace, label_selector=selector).items:
-        if not pod_is_ready(pod):
+    for pod in list_items(core.list_namespaced_pod, namespace, label_selector=selector):
+        if not pod_ready(pod):
             continue
         try:
             text = core.connect_get_namespaced_pod_proxy_with_path(
-                f"{pod.metadata.name}:{port}", namespace, PROMETHEUS_PATH, _request_timeout=5
+                f"{pod['metadata']['name']}:{port}", namespace, PROMETHEUS_PATH, _request_timeout=5
             )
         except (ApiException, urllib3.exceptions.HTTPError):
             continue  # a replica going away, or monitoring off

@@ -80,12 +80,6 @@ class LoadSource(Protocol):
     def run(self, stop: threading.Event) -> None: ...
 
 
-def pod_is_ready(pod: client.V1Pod) -> bool:
-    return pod.status.phase == "Running" and any(
-        c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or [])
-    )
-
-
 def blank_if_none(value: object) -> object:
     return "" if value is None else value
 
