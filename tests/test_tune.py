@@ -124,5 +124,7 @@ def test_a_tiny_grid_tabulates_each_runs_own_summary(tmp_path, monkeypatch):
         beaten = any(o[0] <= slo and o[1] <= nodes and o != (slo, nodes) for o in scores)
         assert (row["pareto"] == "★") == (not beaten)
     assert set(table[0]) == set(COLUMNS)
+    autoscaler = summary_values((out / table[0]["configuration"] / "summary.txt").read_text())
+    assert f"node autoscaler: {autoscaler['node autoscaler']}" in (out / "tune.md").read_text()
     assert (out / "tune.png").stat().st_size > 10_000
     assert (out / "compare" / "compare.png").is_file()

@@ -74,7 +74,7 @@ def rehearse_arguments(args: argparse.Namespace) -> list[str]:
 def handle(args: argparse.Namespace) -> int:
     from tooling.errors import UserError
     from tooling.tuning.configurations import configurations, parse_axis
-    from tooling.tuning.results import write_results
+    from tooling.tuning.results import node_autoscalers, write_results
     from tooling.tuning.runner import run_all
 
     if args.parallel < 1:
@@ -90,7 +90,10 @@ def handle(args: argparse.Namespace) -> int:
         f"({cores} cores here) → {out_dir}"
     )
     outcomes = run_all(found, out_dir, rehearse_arguments(args), args.parallel, say)
-    table, rows = write_results(outcomes, out_dir, args.slo_ms, f"tune: {args.shape} shape")
+    table, rows = write_results(
+        outcomes, out_dir, args.slo_ms, f"tune: {args.shape} shape, load {args.load}"
+    )
     print(table)
+    say(f"tune: node autoscaler: {node_autoscalers(rows)}")
     say(f"tune: ✓ {out_dir / 'tune.md'}, tune.png, tune.csv")
     return 0 if all(row.summary is not None for row in rows) else 1

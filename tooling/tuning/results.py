@@ -129,6 +129,12 @@ def plot_tradeoff(rows: list[Row], slo_ms: float) -> Figure:
     return figure
 
 
+def node_autoscalers(rows: list[Row]) -> str:
+    """What scaled the nodes in the runs (from their run.json), so no table hides a stand-in."""
+    names = sorted({row.summary.node_autoscaler or "not recorded" for row in rows if row.summary})
+    return "; ".join(names) or "-"
+
+
 def write_results(
     outcomes: list[Outcome], out_dir: Path, slo_ms: float, heading: str
 ) -> tuple[str, list[Row]]:
@@ -147,7 +153,8 @@ def write_results(
         compare_runs(recorded, out_dir / "compare", slo_ms)
         timelines = "\n![timelines](compare/compare.png)\n"
     (out_dir / "tune.md").write_text(
-        f"# {heading}\n\n{table}\n★ Pareto-best on seconds over the SLO and node-minutes.\n\n"
+        f"# {heading}\n\nnode autoscaler: {node_autoscalers(rows)}\n\n{table}\n"
+        "★ Pareto-best on seconds over the SLO and node-minutes.\n\n"
         f"![trade-off](tune.png)\n{timelines}"
     )
     return table, rows
