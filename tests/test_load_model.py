@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tooling.rehearsal.load_model import THINK_SECONDS, load_point
+from tooling.load_model import THINK_SECONDS, load_point
 
 C = 0.2  # CPU-seconds per request
 K = 3.0  # cores per pod
@@ -56,7 +56,7 @@ def test_bad_calibration_is_refused():
 
 
 def test_quantities_parse_like_kubernetes():
-    from tooling.rehearsal.quantities import cpu_cores, memory_bytes, millicores
+    from tooling.quantities import cpu_cores, memory_bytes, millicores
 
     assert cpu_cores("1500m") == 1.5 and cpu_cores("3") == 3 and cpu_cores(2) == 2
     assert memory_bytes("4Gi") == 4 * 2**30 and memory_bytes("13862036Ki") == 13862036 * 1024

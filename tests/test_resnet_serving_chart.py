@@ -93,7 +93,7 @@ def test_cpu_requests_exist_for_every_resource_metric_the_hpa_uses(case):
 def test_requests_never_exceed_limits(case):
     """The apiserver refuses a request above its limit (the rehearsal caught the lab's 4Gi
     request against the chart's default 3Gi limit)."""
-    from tooling.rehearsal.quantities import quantity
+    from tooling.quantities import quantity
 
     _, objects = case
     for obj in objects:

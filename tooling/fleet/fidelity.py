@@ -23,8 +23,8 @@ from tooling import calibration
 from tooling.fleet.endpoints import Fleet
 from tooling.fleet.replicas import ModelCost, SimulatedReplica
 from tooling.fleet.server import fleet_server
+from tooling.load_model import load_point
 from tooling.loadgen.run import LoadRunSpec, run_load
-from tooling.rehearsal.load_model import load_point
 
 USERS = (1, 4, 8)
 # Locust shares this machine with the server it measures: it yields the CPU (on a cluster it

@@ -16,7 +16,7 @@ from kubernetes import client
 
 from tooling.calibration import Calibration
 from tooling.fleet.sharing import ProcessorSharing
-from tooling.rehearsal.quantities import cpu_cores
+from tooling.quantities import cpu_cores
 
 DEFAULT_GRACE_SECONDS = 30.0  # Kubernetes' default terminationGracePeriodSeconds
 

@@ -14,8 +14,8 @@ from kubernetes import client
 
 from tooling.fleet.endpoints import Fleet
 from tooling.kube import list_items
-from tooling.rehearsal.load_driver import write_usage_cpu
-from tooling.rehearsal.quantities import millicores
+from tooling.pod_usage import write_usage_cpu
+from tooling.quantities import millicores
 from tooling.runs.transient import TRANSIENT_ERRORS
 
 IDLE = "1m"  # what a pod with no replica (not ready yet) uses

@@ -17,13 +17,13 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tooling.kube import list_items, pod_ready
+from tooling.load_model import THINK_SECONDS, LoadPoint, load_point
 from tooling.loadgen.load_shapes import Shape, shape_seconds
-from tooling.rehearsal.load_model import THINK_SECONDS, LoadPoint, load_point
-from tooling.rehearsal.quantities import cpu_cores, millicores
+from tooling.pod_usage import USAGE_CPU_ANNOTATION, write_usage_cpu
+from tooling.quantities import cpu_cores, millicores
 from tooling.runs.timeline import LoadSample
 from tooling.runs.transient import TRANSIENT_ERRORS
 
-USAGE_CPU_ANNOTATION = "kwok.x-k8s.io/usage-cpu"
 PATCH_THREADS = 8
 
 
@@ -94,20 +94,6 @@ class LoadDriver:
                 stop.wait(self.period)
         finally:
             self.patches.shutdown(wait=False)
-
-
-def write_usage_cpu(core: client.CoreV1Api, namespace: str, pod: str, value: str) -> None:
-    """Sets the pod's CPU use as kwok serves it (an ApiException if the pod is gone). The
-    patched pod sent back is not read: no model objects built, its bytes dropped and the
-    connection returned to the pool (hundreds of pods are written every few seconds)."""
-    reply = core.patch_namespaced_pod(
-        pod,
-        namespace,
-        {"metadata": {"annotations": {USAGE_CPU_ANNOTATION: value}}},
-        _preload_content=False,
-    )
-    reply.drain_conn()
-    reply.release_conn()
 
 
 def cores_per_pod(container_resources: dict, node_allocatable_cpu: str) -> float:

@@ -19,12 +19,12 @@ from kubernetes import client
 
 from tooling.errors import UserError
 from tooling.kube import node_condition_ready
+from tooling.quantities import cpu_cores, memory_bytes
 from tooling.rehearsal import cluster_autoscaler, components
 from tooling.rehearsal.cluster import E2_STANDARD_4, NODE_GROUP_LABEL
 from tooling.rehearsal.node_group_controller import RehearsalNodeGroupController
 from tooling.rehearsal.node_group_rules import GroupRules, Resources
 from tooling.rehearsal.profiles import Profile
-from tooling.rehearsal.quantities import cpu_cores, memory_bytes
 
 CHOICES = ("auto", "cluster-autoscaler", "stand-in")
 STARTUP_TIMEOUT_SECONDS = 60

@@ -20,6 +20,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tooling.kube import node_condition_ready
+from tooling.quantities import cpu_cores, memory_bytes
 from tooling.rehearsal.cluster import NODE_GROUP_LABEL, node_manifest
 from tooling.rehearsal.node_group_rules import (
     GroupRules,
@@ -29,7 +30,6 @@ from tooling.rehearsal.node_group_rules import (
     ScaleDownTracker,
     nodes_to_add,
 )
-from tooling.rehearsal.quantities import cpu_cores, memory_bytes
 from tooling.runs.transient import TRANSIENT_ERRORS
 
 SOURCE = "rehearsal-node-group-controller"

@@ -33,6 +33,7 @@ from tooling.loadgen.load_shapes import (
     wait_environment,
 )
 from tooling.names import LOAD_RELEASE, SERVER_URL
+from tooling.quantities import cpu_cores
 from tooling.rehearsal import cluster_autoscaler, components
 from tooling.rehearsal.cluster import (
     E2_STANDARD_4,
@@ -44,7 +45,6 @@ from tooling.rehearsal.load_driver import LoadDriver, cores_per_pod
 from tooling.rehearsal.locust_load import FleetLocustLoad
 from tooling.rehearsal.node_autoscalers import NodePool, node_autoscaler
 from tooling.rehearsal.profiles import Profile
-from tooling.rehearsal.quantities import cpu_cores
 from tooling.runs.locust_load import LocustSettings
 from tooling.runs.story import (
     LAB_VALUES,

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tooling.errors import UserError
+from tooling.report.run_info import node_autoscaler_text, read_run_info
 from tooling.report.summary import DEFAULT_SLO_MS, TimelineSummary, read_timeline, summarize
 from tooling.report.timeline_plot import plot_comparison, plot_timeline, read_events, save
-from tooling.runs.run_info import node_autoscaler_text, read_run_info
 
 
 @dataclass(frozen=True)

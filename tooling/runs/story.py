@@ -24,9 +24,9 @@ from tooling import paths, releases
 from tooling.errors import UserError, cluster_unreachable
 from tooling.kube import api_client
 from tooling.names import APP_NAMESPACE, RELEASE, SELECTOR, SERVER_NAME
+from tooling.report.run_info import NODE_AUTOSCALER, write_run_info
 from tooling.report.run_report import write_report
 from tooling.report.summary import TimelineSummary
-from tooling.runs.run_info import NODE_AUTOSCALER, write_run_info
 from tooling.runs.timeline import LoadSource, TimelineRecorder
 from tooling.runs.transient import TRANSIENT_ERRORS
 

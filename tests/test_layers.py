@@ -1,0 +1,39 @@
+"""No import runs up the layers: a package imports only what sits below it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+TOOLING = Path(__file__).resolve().parent.parent / "tooling"
+# Each package, and the packages above it that it must not import.
+ABOVE = {
+    "fleet": ("tooling.rehearsal", "tooling.providers", "tooling.commands", "tooling.tuning"),
+    "report": ("tooling.runs", "tooling.rehearsal", "tooling.providers", "tooling.commands"),
+    "runs": ("tooling.rehearsal", "tooling.providers", "tooling.commands", "tooling.tuning"),
+    "rehearsal": ("tooling.providers", "tooling.commands", "tooling.tuning", "tooling.up"),
+    "providers": ("tooling.commands", "tooling.up"),
+}
+
+
+def imported(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("package", sorted(ABOVE))
+def test_a_package_imports_nothing_above_it(package):
+    upward = [
+        f"{path.relative_to(TOOLING.parent)} imports {name}"
+        for path in sorted((TOOLING / package).glob("*.py"))
+        for name in sorted(imported(path))
+        if name.startswith(ABOVE[package])
+    ]
+    assert not upward
