@@ -21,11 +21,11 @@ from pathlib import Path
 from kubernetes import client
 
 from tooling import paths, releases
-from tooling.errors import UserError, cluster_unreachable
+from tooling.errors import UserError, cluster_unreachable, one_line
 from tooling.kube import api_client
 from tooling.names import APP_NAMESPACE, RELEASE, SELECTOR, SERVER_NAME
 from tooling.report.run_info import NODE_AUTOSCALER, write_run_info
-from tooling.report.run_report import write_report
+from tooling.report.run_report import Report, write_report
 from tooling.report.summary import TimelineSummary
 from tooling.runs.timeline import LoadSource, TimelineRecorder
 from tooling.runs.transient import TRANSIENT_ERRORS
@@ -73,6 +73,10 @@ class StorySpec:
     values_files: tuple[Path, ...] = (LAB_VALUES,)
 
 
+class WaitTimeout(UserError):
+    """A wait that ran out of time (one line for the user, like any UserError)."""
+
+
 @dataclass(frozen=True)
 class StoryResult:
     timeline: Path
@@ -88,7 +92,8 @@ def wait_for(
     period: float = 1.0,
     hint: str = "",
 ) -> None:
-    """Until `condition` holds (an API error counts as not yet); a UserError after `timeout`."""
+    """Until `condition` holds (an API error counts as not yet); WaitTimeout (a UserError)
+    after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -98,7 +103,7 @@ def wait_for(
             pass
         if time.monotonic() > deadline:
             advice = f"; {hint}" if hint else ""
-            raise UserError(f"waited {timeout:.0f} s for {what} in vain{advice}")
+            raise WaitTimeout(f"waited {timeout:.0f} s for {what} in vain{advice}")
         time.sleep(period)
 
 
@@ -241,7 +246,7 @@ def run_story(
     autoscaling = client.AutoscalingV2Api(api)
     loops = BackgroundLoops()
     recorder: TimelineRecorder | None = None
-    scaled_in = False
+    scaled_in, failed = False, True
     try:
         install_model_server(target, spec, api)
         say(f"{target.provider}: ✓ model server installed (helm, server-side validation, PSS)")
@@ -269,36 +274,67 @@ def run_story(
         say(f"{target.provider}: load running; recording {spec.run_dir / 'timeline.csv'} …")
         loops.wait(load.finished, load.max_seconds + LOAD_END_SLACK_SECONDS, "the load to end")
         say(f"{target.provider}: load ended; waiting for replicas and nodes to come back down …")
-        scaled_in = wait_for_scale_in(target, autoscaling, recorder, loops)
+        scaled_in = wait_for_scale_in(target, hpa_min_replicas(autoscaling), recorder, loops)
         time.sleep(2 * target.sample_seconds)
         loops.check()
+        failed = False
     finally:
         loops.join()
         target.collect(spec.run_dir)
-        if recorder is not None:  # what was recorded survives a failed run too
-            timeline, events = recorder.write()
-    report = write_report(spec.run_dir)
-    say(f"{target.provider}: ✓ {timeline}, {report.picture}, {report.markdown}")
+        report = keep_the_record(spec.run_dir, recorder, target.provider, say, failed)
+    assert recorder is not None and report is not None  # a run that got here recorded rows
+    return StoryResult(recorder.timeline, spec.run_dir / "events.csv", report.summary, scaled_in)
+
+
+def keep_the_record(
+    run_dir: Path,
+    recorder: TimelineRecorder | None,
+    provider: str,
+    say: Callable[[str], None],
+    failed: bool = False,
+) -> Report | None:
+    """events.csv, and the report (picture and summary) of the rows recorded: a failed run's
+    too, which keeps what it saw. None when nothing was recorded. In a failed run a problem
+    writing them is said, not raised, so the run's own error is what the user sees."""
+    if recorder is None:
+        return None
+    try:
+        timeline, _ = recorder.write()
+        if not recorder.rows:
+            return None
+        report = write_report(run_dir)
+    except Exception as error:
+        if not failed:
+            raise
+        say(f"{provider}: the report of the failed run could not be written ({one_line(error)})")
+        return None
+    ended = "the failed run's record" if failed else "✓"
+    say(f"{provider}: {ended} {timeline}, {report.picture}, {report.markdown}")
     for line in report.summary.lines():
         say(f"  {line}")
-    return StoryResult(timeline, events, report.summary, scaled_in)
+    return report
+
+
+def hpa_min_replicas(autoscaling: client.AutoscalingV2Api) -> int:
+    hpa = autoscaling.read_namespaced_horizontal_pod_autoscaler(SERVER_NAME, APP_NAMESPACE)
+    return hpa.spec.min_replicas or 1
 
 
 def wait_for_scale_in(
     target: StoryTarget,
-    autoscaling: client.AutoscalingV2Api,
+    min_replicas: int,
     recorder: TimelineRecorder,
     loops: BackgroundLoops,
 ) -> bool:
-    """True once replicas are at minReplicas and nodes at their starting count."""
-    hpa = autoscaling.read_namespaced_horizontal_pod_autoscaler(SERVER_NAME, APP_NAMESPACE)
-    min_replicas = hpa.spec.min_replicas or 1
+    """True once replicas are at `min_replicas` and nodes at their starting count; False when
+    `target.scale_in_timeout` passes first (the run still ends with its report)."""
 
     def back_down() -> bool:
         loops.check()
-        if not recorder.rows:
+        read = [row for row in recorder.rows if row["replicas_ready"] != ""]  # API answered
+        if not read or read[-1] is not recorder.rows[-1]:
             return False
-        first, last = recorder.rows[0], recorder.rows[-1]
+        first, last = read[0], read[-1]
         return (
             last["replicas_ready"] <= min_replicas
             and last["nodes_ready"] <= first["nodes_ready"]
@@ -307,6 +343,7 @@ def wait_for_scale_in(
 
     try:
         wait_for(back_down, target.scale_in_timeout, "scale-in", period=2)
-    except TimeoutError:
+    except WaitTimeout:
+        loops.check()  # a loop's own failure is not a slow scale-in
         return False
     return True
