@@ -14,6 +14,10 @@ lint: setup  ## ruff over the Python code
 	.venv/bin/python -m ruff check tooling tests bench
 	.venv/bin/python -m ruff format --check tooling tests bench
 
+.PHONY: docs
+docs:  ## the charts' README.md from README.md.gotmpl and values.yaml (helm-docs; `make setup` builds it)
+	@bash hack/docs.sh
+
 test: setup-rehearsal lint  ## the default suite: lint, charts, model, serving, load, rehearsal e2e
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 

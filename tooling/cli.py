@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 from tooling.commands import (
     calibrate,
-    chart_docs,
     cluster,
     load,
     model,
@@ -33,7 +32,6 @@ VERBS = (
     tune,
     report,
     watch,
-    chart_docs,
 )
 
 
