@@ -19,7 +19,6 @@ from environment variables so both set them the same way:
 
 from __future__ import annotations
 
-import array
 import base64
 import json
 import os
@@ -34,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import itertools
 
 import load_shapes
+import predict_wire
 
 MODEL_NAME = os.environ.get("MODEL_NAME", "image_classifier")
 MODEL_VERSION = os.environ.get("MODEL_VERSION", "")
@@ -73,13 +73,6 @@ def check_prediction(prediction: dict) -> str | None:
         if key in prediction and len(prediction[key]) != TOP_K:
             return f"expected {TOP_K} {key}, got {len(prediction[key])}"
     return None
-
-
-def float_values(tensor: object) -> list[float]:
-    """A DT_FLOAT TensorProto's values, packed (tensor_content) or not (float_val)."""
-    if tensor.tensor_content:
-        return array.array("f", tensor.tensor_content).tolist()
-    return list(tensor.float_val)
 
 
 def predict_path() -> str:
@@ -129,34 +122,39 @@ class RestPredictUser(FastHttpUser):
 
 
 class GrpcPredictUser(User):
-    """Calls PredictionService/Predict over gRPC and reports to Locust's request events."""
+    """Calls PredictionService/Predict over gRPC and reports to Locust's request events.
+
+    Needs grpcio only: the messages are encoded by predict_wire, not by tensorflow-serving-api
+    (whose classes import all of TensorFlow, seconds that outlast a worker's heartbeat)."""
 
     abstract = PROTOCOL != "grpc"
     wait_time = WAIT
 
-    def on_start(self) -> None:
-        import grpc  # the gRPC user needs tensorflow-serving-api; the REST user does not
-        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+    def __init__(self, environment: object) -> None:
+        super().__init__(environment)
+        self.channel = None
+        self.predict_call = None
 
-        host = self.host or ""
-        target = host.split("://", 1)[-1].rstrip("/")
+    def on_start(self) -> None:
+        import grpc  # the gRPC user needs grpcio; the REST user does not
+
+        target = (self.host or "").split("://", 1)[-1].rstrip("/")
         self.channel = grpc.insecure_channel(target)
-        self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
-        self.requests = []
-        for image in IMAGES:
-            request = predict_pb2.PredictRequest()
-            request.model_spec.name = MODEL_NAME
-            request.model_spec.signature_name = SIGNATURE_NAME
-            if MODEL_VERSION:
-                request.model_spec.version.value = int(MODEL_VERSION)
-            tensor = request.inputs[INPUT_NAME]
-            tensor.dtype = 7  # DT_STRING
-            tensor.tensor_shape.dim.add().size = 1
-            tensor.string_val.append(image)
-            self.requests.append(request)
+        self.predict_call = self.channel.unary_unary(predict_wire.PREDICT_METHOD)
+        version = int(MODEL_VERSION) if MODEL_VERSION else None
+        self.requests = [
+            predict_wire.predict_request(
+                MODEL_NAME,
+                SIGNATURE_NAME,
+                {INPUT_NAME: predict_wire.string_tensor([image])},
+                version=version,
+            )
+            for image in IMAGES
+        ]
 
     def on_stop(self) -> None:
-        self.channel.close()
+        if self.channel is not None:
+            self.channel.close()
 
     @task
     def predict(self) -> None:
@@ -165,9 +163,12 @@ class GrpcPredictUser(User):
         exception: Exception | None = None
         length = 0
         try:
-            response = self.stub.Predict(request, timeout=30)
-            length = response.ByteSize()
-            probabilities = float_values(response.outputs["probabilities"])
+            response = self.predict_call(request, timeout=30)
+            length = len(response)
+            outputs = predict_wire.response_outputs(response)
+            if "probabilities" not in outputs:
+                raise AssertionError(f"no probabilities in the response: {sorted(outputs)}")
+            probabilities = predict_wire.float_values(outputs["probabilities"])
             problem = check_prediction({"probabilities": probabilities})
             if problem:
                 exception = AssertionError(problem)

@@ -1,0 +1,1 @@
+../../../tooling/loadgen/predict_wire.py
