@@ -28,16 +28,16 @@ from pathlib import Path
 import pytest
 from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
 
-from tooling.loadgen.load_shapes import StepShape
 from tooling.names import APP_NAMESPACE, SERVER_NAME
 from tooling.rehearsal import cluster_autoscaler
 from tooling.rehearsal.cluster import missing_binaries
 from tooling.rehearsal.node_autoscalers import NOT_BUILT
 from tooling.rehearsal.profiles import profile
-from tooling.rehearsal.rehearse import RehearsalSpec, rehearsal_target
+from tooling.rehearsal.rehearse import RehearsalClusterSpec, rehearsal_target
 from tooling.report.summary import read_timeline
 from tooling.runs.existing_cluster import existing_cluster_target
 from tooling.runs.locust_load import LocustSettings
+from tooling.runs.run_spec import LoadSpec, RunSpec
 from tooling.runs.story import StorySpec, run_story
 
 E2E_KUBECONFIG = "RESNET_SERVING_E2E_KUBECONFIG"
@@ -56,13 +56,12 @@ def story_target(request, tmp_path_factory):
                 f"rehearsal binaries missing ({', '.join(missing)}): run `make setup-rehearsal` "
                 "(make test does), or point RESNET_SERVING_TOOLS at a folder that has them"
             )
-        spec = RehearsalSpec(
-            run_dir=run_dir,
-            profile=profile("fast"),
-            shape=StepShape(step_users=5, step_seconds=10, steps=11),  # 5 → 55 users, 110 s
-            cluster_name=f"resnet-e2e-{os.getpid()}",
+        cluster = RehearsalClusterSpec(
+            run_dir / "kubeconfig", name=f"resnet-e2e-{os.getpid()}", profile=profile("fast")
         )
-        with rehearsal_target(spec, say=print) as target:
+        step = {"STEP_USERS": "5", "STEP_SECONDS": "10", "STEPS": "11"}  # 5 → 55 users, 110 s
+        run = RunSpec(run_dir, LoadSpec("step", variables=step), down=True)
+        with rehearsal_target(cluster, run, say=print) as target:
             yield target, run_dir
         return
     kubeconfig = os.environ.get(E2E_KUBECONFIG)

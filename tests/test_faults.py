@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from tooling.loadgen.load_shapes import StepShape
 from tooling.rehearsal import components
 from tooling.rehearsal.cluster import kwokctl, missing_binaries
 from tooling.rehearsal.profiles import profile
-from tooling.rehearsal.rehearse import RehearsalSpec, rehearsal_target
+from tooling.rehearsal.rehearse import RehearsalClusterSpec, rehearsal_target
 from tooling.report.summary import read_timeline
+from tooling.runs.run_spec import LoadSpec, RunSpec
 from tooling.runs.story import StorySpec, run_story
 
 MISSING = missing_binaries()
@@ -29,7 +29,8 @@ pytestmark = pytest.mark.skipif(
     bool(MISSING),
     reason=f"rehearsal binaries missing ({', '.join(MISSING)}): run `make setup-rehearsal`",
 )
-SHAPE = StepShape(step_users=4, step_seconds=10, steps=12)  # 4 → 48 users over 120 s
+LOAD = LoadSpec("step", variables={"STEP_USERS": "4", "STEP_SECONDS": "10", "STEPS": "12"})
+# 4 → 48 users over 120 s
 API_FREEZE = (15.0, 20.0)  # (seconds into the load, for how long)
 METRICS_OUTAGE = (55.0, 30.0)
 
@@ -87,13 +88,14 @@ def inject_faults(cluster: str, run_dir: Path, windows: dict[str, tuple[float, f
 @pytest.fixture(scope="module")
 def faulted_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("faults")
-    spec = RehearsalSpec(
-        run_dir=run_dir, profile=profile("fast"), shape=SHAPE, cluster_name=f"faults-{os.getpid()}"
+    cluster = RehearsalClusterSpec(
+        run_dir / "kubeconfig", name=f"faults-{os.getpid()}", profile=profile("fast")
     )
     windows: dict[str, tuple[float, float]] = {}
-    with rehearsal_target(spec, say=print) as target:
+    run = RunSpec(run_dir, LOAD, down=True)
+    with rehearsal_target(cluster, run, say=print) as target:
         injector = threading.Thread(
-            target=inject_faults, args=(spec.cluster_name, run_dir, windows), daemon=True
+            target=inject_faults, args=(cluster.name, run_dir, windows), daemon=True
         )
         injector.start()
         result = run_story(target, StorySpec(run_dir), say=print)

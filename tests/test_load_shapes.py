@@ -7,11 +7,11 @@ import pytest
 from tooling.loadgen.load_shapes import (
     FileShape,
     StepShape,
+    load_variables,
     shape_from_spec,
-    spec_of,
     think_seconds,
-    wait_environment,
 )
+from tooling.runs.run_spec import LoadSpec
 
 
 def test_step_is_the_labs_stepload_2_to_22_users():
@@ -40,10 +40,11 @@ def test_ramp_and_spike_end_when_their_time_is_up():
 
 
 def test_a_spikes_spawn_rate_reaches_the_locust_chart():
-    spike = shape_from_spec("spike", environ={"SPIKE_USERS": "75", "SPIKE_SPAWN_RATE": "25"})
-    name, environment, _ = spec_of(spike)
-    assert name == "spike" and environment["SPIKE_SPAWN_RATE"] == "25"
-    assert shape_from_spec(name, environ=environment) == spike
+    variables = {"SPIKE_USERS": "75", "SPIKE_SPAWN_RATE": "25"}
+    settings = LoadSpec("spike", variables=variables).locust_settings()
+    assert settings.shape == "spike" and settings.environment["SPIKE_SPAWN_RATE"] == "25"
+    spike = shape_from_spec("spike", environ=variables)
+    assert shape_from_spec(settings.shape, environ=settings.environment) == spike
 
 
 def test_file_shape_sets_users_from_each_row_and_ends_at_the_last(tmp_path):
@@ -80,7 +81,10 @@ def test_unknown_shape_lists_the_known_ones():
 def test_the_users_wait_is_the_locustfiles_and_bad_values_say_which():
     assert think_seconds({}) == pytest.approx(0.85)  # the lab's between(0.8, 0.9)
     assert think_seconds({"WAIT_MIN": "20", "WAIT_MAX": "40"}) == 30
-    assert wait_environment({"WAIT_MIN": "20", "STEPS": "3"}) == {"WAIT_MIN": "20"}
+    assert load_variables({"WAIT_MIN": "20", "STEPS": "3", "HOME": "/", "WAIT_MAX": ""}) == {
+        "WAIT_MIN": "20",
+        "STEPS": "3",
+    }
     with pytest.raises(ValueError, match="WAIT_MAX='x'"):
         think_seconds({"WAIT_MAX": "x"})
     with pytest.raises(ValueError, match="MIN ≤ MAX"):

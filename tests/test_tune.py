@@ -58,6 +58,19 @@ def test_one_configuration_is_not_a_comparison(tmp_path):
         configurations([values, tmp_path / "missing.yaml"], [], (), tmp_path)
 
 
+def test_tune_passes_rehearses_own_flags_through_as_parsed():
+    from tooling.commands.tune import rehearse_arguments
+
+    parser = cli.build_parser()
+    given = ["--shape", "ramp", "--load", "model", "--step-seconds", "5", "--profile", "lab"]
+    given += ["--node-autoscaler", "stand-in", "--min-nodes", "2", "--max-nodes", "4"]
+    given += ["--autoscaling-profile", "optimize-utilization"]
+    forwarded = rehearse_arguments(parser.parse_args(["tune", "--grid", "a=1,2", *given]))
+    assert vars(parser.parse_args(["rehearse", *forwarded])) == vars(
+        parser.parse_args(["rehearse", *given])
+    )
+
+
 def summary(over_slo: float, node_minutes: float) -> TimelineSummary:
     return TimelineSummary(1, 1, None, None, None, 1.0, node_minutes, 0.0, over_slo, 1000.0)
 

@@ -72,6 +72,23 @@ def create_kind_cluster(name: str, kubeconfig: Path, say: Callable[[str], None] 
     return kubeconfig
 
 
+def write_kind_kubeconfig(name: str, kubeconfig: Path) -> Path:
+    """Writes the kubeconfig of a running kind cluster (`cluster credentials`)."""
+    problem = container_engine_problem()
+    if problem:
+        raise UserError(NO_CONTAINER_ENGINE.format(problem=problem))
+    if name not in kind("get", "clusters").stdout.split():
+        raise UserError(
+            f"no kind cluster {name} runs: create it with "
+            "`resnet-serving cluster create --provider kind`"
+        )
+    kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+    result = kind("export", "kubeconfig", f"--name={name}", f"--kubeconfig={kubeconfig}")
+    if result.returncode != 0:
+        raise UserError(f"kind could not write {name}'s kubeconfig: {result.stderr.strip()[-600:]}")
+    return kubeconfig
+
+
 def metrics_server_objects(version: str) -> list[dict]:
     """metrics-server's own manifests (from its module), with what their kustomization's
     commonLabels adds (labels, selectors), the released image, and kind's self-signed kubelet

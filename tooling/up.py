@@ -4,8 +4,8 @@ provider.
 up: the provider's story target (rehearsal: the local cluster; kind and GKE: the cluster
 created or reused, the model where its pods read it) → the story (both charts, the first
 replica Ready, the load, scale-out and scale-in recorded) → the run directory's timeline,
-events, picture and summary → `down` if asked. down: both releases uninstalled, the cluster
-deleted, and the model `up` uploaded removed.
+events, picture and summary; with `run.down` the target deletes what it made as it closes.
+down: both releases uninstalled, the cluster deleted, and the model `up` uploaded removed.
 """
 
 from __future__ import annotations
@@ -13,39 +13,27 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from tooling import releases
-from tooling.names import APP_NAMESPACE, LOAD_RELEASE, RELEASE
-from tooling.providers import ClusterSpec, RunSpec, provider
-from tooling.providers.base import Say, cluster_name
+from tooling.providers.base import ClusterSpec, Provider, RunSpec, Say, UploadsModel
+from tooling.providers.existing import tear_down
 from tooling.runs.story import StoryResult, StorySpec, run_story
 
 
-def up(cluster: ClusterSpec, run: RunSpec, say: Say) -> StoryResult:
-    chosen = provider(cluster.provider)
+def up(chosen: Provider, cluster: ClusterSpec, run: RunSpec, say: Say) -> StoryResult:
     with chosen.story_target(cluster, run, say) as target:
-        result = run_story(target, StorySpec(run.run_dir, run.values_files), say)
-    if run.down and cluster.provider != "rehearsal":  # the rehearsal's target deleted itself
-        down(cluster, run, say, confirm=lambda question: True)
-    return result
+        return run_story(target, StorySpec(run.run_dir, run.values_files), say)
 
 
-def down(cluster: ClusterSpec, run: RunSpec, say: Say, confirm: Callable[[str], bool]) -> bool:
+def down(
+    chosen: Provider, cluster: ClusterSpec, run: RunSpec, say: Say, confirm: Callable[[str], bool]
+) -> bool:
     """Deletes what `up` made, after `confirm` says yes to what will go; False if it says no."""
-    chosen = provider(cluster.provider)
-    what = [f"the {chosen.name} cluster {cluster_name(cluster, chosen)}"]
-    uploaded = chosen.uploaded_model(cluster, run)
+    what = [f"the {chosen.name} cluster {cluster.name}"]
+    uploaded = chosen.uploaded_model(cluster, run) if isinstance(chosen, UploadsModel) else None
     if uploaded:
         what.append(f"the objects under {uploaded}")
     if not confirm(f"Delete {' and '.join(what)}? [y/N] "):
         say("down: nothing deleted")
         return False
-    if cluster.kubeconfig.is_file():
-        for release in (LOAD_RELEASE, RELEASE):
-            try:
-                releases.uninstall(cluster.kubeconfig, release, APP_NAMESPACE, wait=True)
-            except Exception as error:
-                say(f"down: could not uninstall {release} ({str(error).strip()[:200]})")
-    chosen.delete(cluster, say)
-    chosen.delete_uploaded_model(cluster, run, say)
+    tear_down(chosen, cluster, run, say)
     say(f"down: ✓ done at {time.strftime('%H:%M:%S')}")
     return True

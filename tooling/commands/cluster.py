@@ -16,34 +16,42 @@ from tooling.console import say
 from tooling.providers import PROVIDERS, ClusterSpec, provider
 from tooling.providers.base import DEFAULT_KUBECONFIG
 from tooling.rehearsal.node_autoscalers import CHOICES as NODE_AUTOSCALERS
-from tooling.rehearsal.profiles import AUTOSCALING_PROFILES, PROFILES
+from tooling.rehearsal.profiles import AUTOSCALING_PROFILES, PROFILES, profile
 
 
-def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
-    """The node pool and how it scales (GKE's and the rehearsal's)."""
+def add_pool_arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The node pool and how it scales (GKE's and the rehearsal's); returns the flags added."""
     pool = parser.add_argument_group("node pool")
-    pool.add_argument("--min-nodes", type=int, default=1, help="node pool minimum (1)")
-    pool.add_argument("--max-nodes", type=int, default=3, help="node pool maximum (3)")
-    pool.add_argument(
-        "--autoscaling-profile",
-        choices=AUTOSCALING_PROFILES,
-        default="balanced",
-        help="GKE's cluster autoscaling profile (balanced, GKE's default)",
-    )
+    return [
+        pool.add_argument("--min-nodes", type=int, default=1, help="node pool minimum (1)"),
+        pool.add_argument("--max-nodes", type=int, default=3, help="node pool maximum (3)"),
+        pool.add_argument(
+            "--autoscaling-profile",
+            choices=AUTOSCALING_PROFILES,
+            default="balanced",
+            help="GKE's cluster autoscaling profile (balanced, GKE's default)",
+        ),
+    ]
 
 
-def add_rehearsal_arguments(parser: argparse.ArgumentParser) -> None:
+def add_rehearsal_arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The rehearsal's timings and node autoscaler; returns the flags added."""
     rehearsal = parser.add_argument_group("rehearsal")
-    rehearsal.add_argument(
-        "--profile", choices=list(PROFILES), default="fast", help="timings: fast (default) or lab"
-    )
-    rehearsal.add_argument(
-        "--node-autoscaler",
-        choices=NODE_AUTOSCALERS,
-        default="auto",
-        help="the real cluster-autoscaler (auto: where `make setup-rehearsal` built it) or "
-        "the stand-in",
-    )
+    return [
+        rehearsal.add_argument(
+            "--profile",
+            choices=list(PROFILES),
+            default="fast",
+            help="timings: fast (default) or lab",
+        ),
+        rehearsal.add_argument(
+            "--node-autoscaler",
+            choices=NODE_AUTOSCALERS,
+            default="auto",
+            help="the real cluster-autoscaler (auto: where `make setup-rehearsal` built it) or "
+            "the stand-in",
+        ),
+    ]
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,18 +72,45 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cluster_spec(args: argparse.Namespace) -> ClusterSpec:
-    return ClusterSpec(
-        provider=args.provider,
-        name=args.name,
-        kubeconfig=args.kubeconfig,
-        min_nodes=args.min_nodes,
-        max_nodes=args.max_nodes,
-        autoscaling_profile=args.autoscaling_profile,
-        profile=args.profile,
-        node_autoscaler=args.node_autoscaler,
+    """The --provider's own cluster spec from the flags (its default name unless --name)."""
+    named = {"name": args.name} if args.name else {}
+    if args.provider == "rehearsal":
+        return rehearsal_spec(args, args.kubeconfig, **named)
+    if args.provider == "kind":
+        from tooling.providers.kind import KindClusterSpec
+
+        return KindClusterSpec(args.kubeconfig, **named)
+    from tooling.gke.cluster_request import GkeClusterSpec
+    from tooling.providers.gke import GkeProviderSpec
+
+    request = GkeClusterSpec(
         project=args.project,
         location=args.location,
         machine_type=args.machine_type,
+        min_nodes=args.min_nodes,
+        max_nodes=args.max_nodes,
+        autoscaling_profile=args.autoscaling_profile,
+        **named,
+    )
+    return GkeProviderSpec(
+        request,
+        args.kubeconfig,
+        bucket=getattr(args, "bucket", ""),
+        weights=getattr(args, "weights", "random"),
+    )
+
+
+def rehearsal_spec(args: argparse.Namespace, kubeconfig: Path, **named: str) -> ClusterSpec:
+    """The rehearsal's cluster spec from its flags (`cluster`, `up`, `rehearse`)."""
+    from tooling.rehearsal.node_autoscalers import NodePool
+    from tooling.rehearsal.rehearse import RehearsalClusterSpec
+
+    return RehearsalClusterSpec(
+        kubeconfig,
+        profile=profile(args.profile),
+        pool=NodePool(args.min_nodes, args.max_nodes, args.autoscaling_profile),
+        node_autoscaler=args.node_autoscaler,
+        **named,
     )
 
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 
-from tooling.commands.cluster import add_pool_arguments, add_rehearsal_arguments
+from tooling.commands.cluster import (
+    add_pool_arguments,
+    add_rehearsal_arguments,
+    rehearsal_spec,
+)
 from tooling.commands.up import add_run_arguments, run_spec
 from tooling.console import say
-from tooling.providers import ClusterSpec
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -31,20 +34,12 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from tooling.providers import provider
     from tooling.up import up
 
     run = run_spec(args, "rehearsal-%Y%m%d-%H%M%S", down=not args.keep)
-    cluster = ClusterSpec(
-        provider="rehearsal",
-        name=args.name,
-        kubeconfig=run.run_dir / "kubeconfig",
-        min_nodes=args.min_nodes,
-        max_nodes=args.max_nodes,
-        autoscaling_profile=args.autoscaling_profile,
-        profile=args.profile,
-        node_autoscaler=args.node_autoscaler,
-    )
-    result = up(cluster, run, say)
+    cluster = rehearsal_spec(args, run.run_dir / "kubeconfig", name=args.name)
+    result = up(provider("rehearsal"), cluster, run, say)
     print(result.timeline)
     if args.keep:
         say(f"rehearse: {args.name} runs on: export KUBECONFIG={cluster.kubeconfig.resolve()}")

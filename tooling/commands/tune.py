@@ -40,7 +40,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
         action="append",
         help="values under every grid point (default: the lab's, ci/lab-values.yaml)",
     )
-    add_load_arguments(parser)
+    shared = add_load_arguments(parser)  # rehearse's own flags, passed through to each run
     parser.add_argument(
         "--parallel",
         type=int,
@@ -50,24 +50,18 @@ def register(verbs: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--slo-ms", type=float, default=1000.0, help="latency SLO (1000 ms)")
     parser.add_argument("--report", type=Path, help="output folder (default runs/tune-<time>)")
-    add_rehearsal_arguments(parser)
-    add_pool_arguments(parser)
-    parser.set_defaults(handler=handle)
+    shared += add_rehearsal_arguments(parser) + add_pool_arguments(parser)
+    parser.set_defaults(handler=handle, rehearse_flags=tuple(shared))
 
 
 def rehearse_arguments(args: argparse.Namespace) -> list[str]:
-    """The flags every configuration's `rehearse` gets."""
-    forwarded = [
-        "--profile", args.profile,
-        "--node-autoscaler", args.node_autoscaler,
-        "--min-nodes", str(args.min_nodes),
-        "--max-nodes", str(args.max_nodes),
-        "--autoscaling-profile", args.autoscaling_profile,
-        "--shape", args.shape,
-        "--load", args.load,
-    ]  # fmt: skip
-    if args.step_seconds:
-        forwarded += ["--step-seconds", f"{args.step_seconds:g}"]
+    """The flags tune shares with `rehearse` (defined once, in tooling.commands.up and
+    .cluster), each as parsed, for every configuration's `rehearse`."""
+    forwarded: list[str] = []
+    for action in args.rehearse_flags:
+        value = getattr(args, action.dest)
+        if value is not None:
+            forwarded += [action.option_strings[0], str(value)]
     return forwarded
 
 

@@ -10,14 +10,22 @@ unless --down); kind and gke run real TF Serving pods and real Locust load.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 from tooling.commands.cluster import add_cluster_arguments, cluster_spec
 from tooling.console import say
-from tooling.loadgen.load_shapes import SHAPE_NAMES
+from tooling.loadgen.load_shapes import (
+    SHAPE_FIELDS,
+    SHAPE_NAMES,
+    WAIT_DEFAULTS,
+    WAIT_VARIABLES,
+    load_variables,
+)
 from tooling.providers import LoadSpec, RunSpec
+from tooling.runs.run_spec import LOAD_SOURCES
 from tooling.runs.story import LAB_VALUES
 
 
@@ -40,31 +48,55 @@ def add_run_arguments(parser: argparse.ArgumentParser, default_report: str) -> N
     )
 
 
-def add_load_arguments(parser: argparse.ArgumentParser) -> None:
-    """The load: its shape, its source in the rehearsal, the step shape's step."""
-    parser.add_argument("--shape", default="step", help=f"load shape: {', '.join(SHAPE_NAMES)}")
-    parser.add_argument(
-        "--load",
-        choices=("locust", "model"),
-        default="locust",
-        help="rehearsal: real Locust against the replica fleet (locust), or the analytical "
-        "load model (model: for runs too large for one machine)",
-    )
-    parser.add_argument(
-        "--step-seconds",
-        type=float,
-        help="seconds per step of the step shape (rehearsal: 8 fast, 60 lab; clusters: 60)",
-    )
+def add_load_arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The load: its shape, its source in the rehearsal, the step shape's step; the shapes'
+    environment variables go into --help. Returns the flags added."""
+    parser.epilog = load_variables_help()
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    return [
+        parser.add_argument(
+            "--shape", default="step", help=f"load shape: {', '.join(SHAPE_NAMES)}"
+        ),
+        parser.add_argument(
+            "--load",
+            choices=LOAD_SOURCES,
+            default="locust",
+            help="rehearsal: real Locust against the replica fleet (locust), or the analytical "
+            "load model (model: for runs too large for one machine)",
+        ),
+        parser.add_argument(
+            "--step-seconds",
+            type=float,
+            help="seconds per step of the step shape (rehearsal: 8 fast, 60 lab; clusters: 60)",
+        ),
+    ]
+
+
+def load_variables_help() -> str:
+    """The environment variables the load reads, each with its default, for --help."""
+    lines = ["environment variables (read when the flags are; Locust is given them):"]
+    for shape_type, (name, variables) in SHAPE_FIELDS.items():
+        defaults = shape_type()
+        listed = ", ".join(f"{key}={getattr(defaults, attr):g}" for key, attr in variables.items())
+        lines.append(f"  {name} shape: {listed}")
+    waits = ", ".join(f"{key}={WAIT_DEFAULTS[key]:g}" for key in WAIT_VARIABLES)
+    lines.append(f"  users' wait between requests, seconds: {waits}")
+    lines.append("  (--step-seconds wins over STEP_SECONDS)")
+    return "\n".join(lines)
 
 
 def run_spec(args: argparse.Namespace, default_report: str, down: bool) -> RunSpec:
     return RunSpec(
         run_dir=args.report or Path("runs") / time.strftime(default_report),
-        load=LoadSpec(args.shape, args.step_seconds, getattr(args, "workers", 2), args.load),
+        load=LoadSpec(
+            args.shape,
+            args.step_seconds,
+            getattr(args, "workers", 2),
+            args.load,
+            load_variables(os.environ),  # the one place the load's environment is read
+        ),
         values_files=tuple(args.values) if args.values else (LAB_VALUES,),
         model_uri=getattr(args, "model_uri", ""),
-        bucket=getattr(args, "bucket", ""),
-        weights=getattr(args, "weights", "random"),
         down=down,
     )
 
@@ -95,19 +127,24 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
 
 def handle_up(args: argparse.Namespace) -> int:
-    from tooling.providers import provider
+    from tooling.errors import UserError
+    from tooling.providers import PlansResources, provider
     from tooling.up import up
 
+    chosen = provider(args.provider)
     cluster, run = cluster_spec(args), run_spec(args, "up-%Y%m%d-%H%M%S", args.down)
     if args.dry_run:
-        print("\n".join(provider(args.provider).plan(cluster, run)))
+        if not isinstance(chosen, PlansResources):
+            raise UserError("--dry-run describes GKE resources; use it with --provider gke")
+        print("\n".join(chosen.plan(cluster, run)))
         return 0
-    result = up(cluster, run, say)
+    result = up(chosen, cluster, run, say)
     print(result.timeline)
     return 0 if result.scaled_in else 1
 
 
 def handle_down(args: argparse.Namespace) -> int:
+    from tooling.providers import provider
     from tooling.up import down
 
     def confirm(question: str) -> bool:
@@ -118,5 +155,5 @@ def handle_down(args: argparse.Namespace) -> int:
             return False
         return input(question).strip().lower() in ("y", "yes")
 
-    run = RunSpec(Path("runs"), model_uri=args.model_uri, bucket=args.bucket)
-    return 0 if down(cluster_spec(args), run, say, confirm) else 1
+    run = RunSpec(Path("runs"), model_uri=args.model_uri)
+    return 0 if down(provider(args.provider), cluster_spec(args), run, say, confirm) else 1

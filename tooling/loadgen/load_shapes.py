@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,18 +127,20 @@ WAIT_VARIABLES = ("WAIT_MIN", "WAIT_MAX")
 WAIT_DEFAULTS = {"WAIT_MIN": 0.8, "WAIT_MAX": 0.9}
 
 
-def wait_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """WAIT_MIN and WAIT_MAX where the environment sets them (for Locust's pods)."""
-    env = os.environ if environ is None else environ
-    return {key: env[key] for key in WAIT_VARIABLES if env.get(key)}
+LOAD_VARIABLES = SHAPE_VARIABLES + WAIT_VARIABLES
 
 
-def think_seconds(environ: dict[str, str] | None = None) -> float:
+def load_variables(environ: Mapping[str, str]) -> dict[str, str]:
+    """The shapes' variables and the users' wait that `environ` sets (read once, where the
+    command line is parsed; Locust's processes and pods are given them)."""
+    return {key: environ[key] for key in LOAD_VARIABLES if environ.get(key)}
+
+
+def think_seconds(environ: Mapping[str, str]) -> float:
     """A user's mean wait between requests: (WAIT_MIN + WAIT_MAX) / 2, as Locust's between()."""
-    env = os.environ if environ is None else environ
     bounds = []
     for name in WAIT_VARIABLES:
-        raw = env.get(name, "")
+        raw = environ.get(name, "")
         try:
             bounds.append(float(raw) if raw else WAIT_DEFAULTS[name])
         except ValueError as error:
@@ -148,7 +150,8 @@ def think_seconds(environ: dict[str, str] | None = None) -> float:
     return sum(bounds) / 2
 
 
-# Each shape's name and the environment variable of each of its fields (as shape_from_spec reads).
+# Each shape's name and the environment variable of each of its fields (as shape_from_spec reads;
+# `--help` lists them with their defaults).
 SHAPE_FIELDS: dict[type, tuple[str, dict[str, str]]] = {
     StepShape: (
         "step",
@@ -174,15 +177,6 @@ SHAPE_FIELDS: dict[type, tuple[str, dict[str, str]]] = {
         },
     ),
 }
-
-
-def spec_of(shape: Shape) -> tuple[str, dict[str, str], str]:
-    """The inverse of shape_from_spec: (name, environment variables, CSV rows for `file`)."""
-    if isinstance(shape, FileShape):
-        rows = "".join(f"{seconds:g},{users}\n" for seconds, users in shape.rows)
-        return "file", {}, "seconds,users\n" + rows
-    name, fields = SHAPE_FIELDS[type(shape)]
-    return name, {variable: f"{getattr(shape, field):g}" for variable, field in fields.items()}, ""
 
 
 def shape_seconds(shape: Shape, limit: float = 6 * 3600) -> float:

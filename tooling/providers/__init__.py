@@ -1,14 +1,32 @@
-"""Where clusters come from: one Provider per kind (the local rehearsal, kind, GKE), each with
-create, credentials, delete and the autoscaling story's target (tooling.providers.base)."""
+"""Where clusters come from: one Provider per kind (the local rehearsal, kind, GKE), each over
+its own cluster spec with create, credentials, delete and the autoscaling story's target
+(tooling.providers.base); GKE's extras (a dry run's plan, the uploaded model) are optional
+capabilities."""
 
 from __future__ import annotations
 
 from tooling.errors import UserError
-from tooling.providers.base import ClusterSpec, LoadSpec, Provider, RunSpec
+from tooling.providers.base import (
+    ClusterSpec,
+    LoadSpec,
+    PlansResources,
+    Provider,
+    RunSpec,
+    UploadsModel,
+)
 
 PROVIDERS = ("rehearsal", "kind", "gke")
 
-__all__ = ["PROVIDERS", "ClusterSpec", "LoadSpec", "Provider", "RunSpec", "provider"]
+__all__ = [
+    "PROVIDERS",
+    "ClusterSpec",
+    "LoadSpec",
+    "PlansResources",
+    "Provider",
+    "RunSpec",
+    "UploadsModel",
+    "provider",
+]
 
 
 def provider(name: str) -> Provider:

@@ -1,32 +1,41 @@
 """What kind and GKE share: the story runs on a real cluster with real TF Serving pods reading
-the model from a URI, and the Locust chart making the load."""
+the model from a URI and the Locust chart making the load; `down` (or `up --down`) uninstalls
+both releases, deletes the cluster and any model uploaded for it."""
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
+import contextlib
+from collections.abc import Callable, Iterator
 
-from tooling.loadgen.load_shapes import shape_seconds
-from tooling.providers.base import LoadSpec, RunSpec, Say
+from tooling import releases
+from tooling.names import APP_NAMESPACE, LOAD_RELEASE, RELEASE
+from tooling.providers.base import ClusterSpec, Provider, RunSpec, Say, UploadsModel
 from tooling.runs.existing_cluster import existing_cluster_target
-from tooling.runs.locust_load import LocustSettings
 from tooling.runs.story import StoryTarget
 
-LOCUST_START_SECONDS = 60  # workers connecting and users spawning, beyond the shape itself
 
-
-def locust_settings(load: LoadSpec) -> LocustSettings:
-    """The Locust chart's values for the load; a bad shape fails here, before anything is made."""
-    shape = load.schedule()
-    run_time = f"{math.ceil(shape_seconds(shape)) + LOCUST_START_SECONDS}s"
-    environment = load.environment()
-    if load.shape.startswith("file:"):
-        csv_text = Path(load.shape.removeprefix("file:")).read_text()
-        return LocustSettings("file", environment, csv_text, load.workers, run_time)
-    return LocustSettings(load.shape, environment, "", load.workers, run_time)
-
-
+@contextlib.contextmanager
 def real_cluster_target(
-    provider: str, kubeconfig: Path, model_uri: str, run: RunSpec, say: Say
-) -> StoryTarget:
-    return existing_cluster_target(kubeconfig, provider, model_uri, locust_settings(run.load), say)
+    provider: Provider, cluster: ClusterSpec, run: RunSpec, say: Say, place_model: Callable[[], str]
+) -> Iterator[StoryTarget]:
+    """The cluster created (or reused), the model placed where its pods read it, as a story
+    target; torn down afterwards when `run.down` and the story ended."""
+    settings = run.load.locust_settings()  # a bad shape fails before the cluster is made
+    kubeconfig = provider.create(cluster, say)
+    model_uri = place_model()
+    yield existing_cluster_target(kubeconfig, provider.name, model_uri, settings, say)
+    if run.down:
+        tear_down(provider, cluster, run, say)
+
+
+def tear_down(provider: Provider, cluster: ClusterSpec, run: RunSpec, say: Say) -> None:
+    """Both releases (where the kubeconfig is), the cluster, and the model uploaded for it."""
+    if cluster.kubeconfig.is_file():
+        for release in (LOAD_RELEASE, RELEASE):
+            try:
+                releases.uninstall(cluster.kubeconfig, release, APP_NAMESPACE, wait=True)
+            except Exception as error:
+                say(f"down: could not uninstall {release} ({str(error).strip()[:200]})")
+    provider.delete(cluster, say)
+    if isinstance(provider, UploadsModel):
+        provider.delete_uploaded_model(cluster, run, say)

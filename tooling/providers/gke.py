@@ -7,28 +7,31 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from tooling.gke.bucket import READER_ROLE
 from tooling.gke.cluster_request import GkeClusterSpec
 from tooling.gke.clusters import GkeClusters
 from tooling.names import APP_NAMESPACE, LOAD_RELEASE, MODEL_NAME, RELEASE, SERVER_NAME, SERVER_URL
-from tooling.providers.base import ClusterSpec, RunSpec, Say, cluster_name
-from tooling.providers.existing import locust_settings, real_cluster_target
+from tooling.providers.base import RunSpec, Say
+from tooling.providers.existing import real_cluster_target
 from tooling.runs.story import StoryTarget
 
 
-def gke_spec(cluster: ClusterSpec) -> GkeClusterSpec:
-    return GkeClusterSpec(
-        project=cluster.project,
-        location=cluster.location,
-        name=cluster_name(cluster, GkeProvider),
-        machine_type=cluster.machine_type,
-        min_nodes=cluster.min_nodes,
-        max_nodes=cluster.max_nodes,
-        autoscaling_profile=cluster.autoscaling_profile,
-    )
+@dataclass(frozen=True)
+class GkeProviderSpec:
+    """The GKE cluster asked for, where its kubeconfig goes, and the model's bucket and
+    weights when `up` exports and uploads it."""
+
+    request: GkeClusterSpec
+    kubeconfig: Path
+    bucket: str = ""  # default PROJECT-resnet-serving
+    weights: str = "random"
+
+    @property
+    def name(self) -> str:
+        return self.request.name
 
 
 def gke_clusters(say: Say) -> GkeClusters:
@@ -38,12 +41,12 @@ def gke_clusters(say: Say) -> GkeClusters:
     return GkeClusters(make_client(), say=say, poll_seconds=0.2 if local else 10.0)
 
 
-def bucket_name(cluster: ClusterSpec, run: RunSpec) -> str:
-    return run.bucket or f"{cluster.project}-resnet-serving"
+def bucket_name(cluster: GkeProviderSpec) -> str:
+    return cluster.bucket or f"{cluster.request.project}-resnet-serving"
 
 
-def model_uri(cluster: ClusterSpec, run: RunSpec) -> str:
-    return run.model_uri or f"gs://{bucket_name(cluster, run)}/{MODEL_NAME}"
+def model_uri(cluster: GkeProviderSpec, run: RunSpec) -> str:
+    return run.model_uri or f"gs://{bucket_name(cluster)}/{MODEL_NAME}"
 
 
 def region_of(location: str) -> str:
@@ -51,7 +54,7 @@ def region_of(location: str) -> str:
     return "-".join(parts[:2]) if len(parts) > 2 else location
 
 
-def upload_model(cluster: ClusterSpec, run: RunSpec, say: Say) -> str:
+def upload_model(cluster: GkeProviderSpec, run: RunSpec, say: Say) -> str:
     """Exports the model (once), uploads it, lets the model server's KSA read it."""
     if run.model_uri:
         return run.model_uri
@@ -63,33 +66,35 @@ def upload_model(cluster: ClusterSpec, run: RunSpec, say: Say) -> str:
 
     model_dir = run.run_dir.parent / "model" / MODEL_NAME
     if not (model_dir / "1" / "saved_model.pb").is_file():
-        say(f"up: exporting ResNet101 ({run.weights} weights) …")
-        export_model(model_dir.parent, MODEL_NAME, 1, run.weights)
-    client = storage.Client(project=cluster.project)
-    bucket = ensure_bucket(client, bucket_name(cluster, run), region_of(cluster.location), say)
+        say(f"up: exporting ResNet101 ({cluster.weights} weights) …")
+        export_model(model_dir.parent, MODEL_NAME, 1, cluster.weights)
+    request = cluster.request
+    client = storage.Client(project=request.project)
+    bucket = ensure_bucket(client, bucket_name(cluster), region_of(request.location), say)
     upload(model_dir, model_uri(cluster, run), progress=say, client=client)
     bucket.reload()
-    member = ksa_principal(bucket.project_number, cluster.project, APP_NAMESPACE, SERVER_NAME)
+    member = ksa_principal(bucket.project_number, request.project, APP_NAMESPACE, SERVER_NAME)
     grant_read(bucket, member, say)
     return model_uri(cluster, run)
 
 
 class GkeProvider:
-    name = "gke"
-    default_cluster_name = "resnet-serving"
+    """The core, and both optional capabilities: a dry run's plan and the uploaded model."""
 
-    def create(self, cluster: ClusterSpec, say: Say) -> Path:
+    name = "gke"
+
+    def create(self, cluster: GkeProviderSpec, say: Say) -> Path:
         from tooling.gke.kubeconfig import write_credentials
 
-        spec = gke_spec(cluster)
+        spec = cluster.request
         created = gke_clusters(say).create(spec)
         return write_credentials(cluster.kubeconfig, spec, created)
 
-    def credentials(self, cluster: ClusterSpec, say: Say) -> Path:
+    def credentials(self, cluster: GkeProviderSpec, say: Say) -> Path:
         from tooling.errors import UserError
         from tooling.gke.kubeconfig import write_credentials
 
-        spec = gke_spec(cluster)
+        spec = cluster.request
         found = gke_clusters(say).find(spec)
         if found is None:
             raise UserError(
@@ -100,37 +105,35 @@ class GkeProvider:
         say(f"cluster: ✓ context {spec.kube_context} in {path} (uses gke-gcloud-auth-plugin)")
         return path
 
-    def delete(self, cluster: ClusterSpec, say: Say) -> None:
-        gke_clusters(say).delete(gke_spec(cluster))
+    def delete(self, cluster: GkeProviderSpec, say: Say) -> None:
+        gke_clusters(say).delete(cluster.request)
 
-    @contextlib.contextmanager
-    def story_target(self, cluster: ClusterSpec, run: RunSpec, say: Say) -> Iterator[StoryTarget]:
-        locust_settings(run.load)  # a bad shape fails before the cluster is made
-        kubeconfig = self.create(cluster, say)
-        uri = upload_model(cluster, run, say)
-        yield real_cluster_target(self.name, kubeconfig, uri, run, say)
+    def story_target(
+        self, cluster: GkeProviderSpec, run: RunSpec, say: Say
+    ) -> contextlib.AbstractContextManager[StoryTarget]:
+        return real_cluster_target(self, cluster, run, say, lambda: upload_model(cluster, run, say))
 
-    def uploaded_model(self, cluster: ClusterSpec, run: RunSpec) -> str | None:
+    def uploaded_model(self, cluster: GkeProviderSpec, run: RunSpec) -> str | None:
         return None if run.model_uri else model_uri(cluster, run)
 
-    def delete_uploaded_model(self, cluster: ClusterSpec, run: RunSpec, say: Say) -> None:
+    def delete_uploaded_model(self, cluster: GkeProviderSpec, run: RunSpec, say: Say) -> None:
         if run.model_uri:
             return
         from google.cloud import storage
 
         from tooling.gke.bucket import delete_prefix
 
-        bucket = storage.Client(project=cluster.project).bucket(bucket_name(cluster, run))
+        bucket = storage.Client(project=cluster.request.project).bucket(bucket_name(cluster))
         delete_prefix(bucket, MODEL_NAME, say)
 
-    def plan(self, cluster: ClusterSpec, run: RunSpec) -> list[str]:
+    def plan(self, cluster: GkeProviderSpec, run: RunSpec) -> list[str]:
         """What `up` would create, exactly, without calling anything."""
         from google.cloud import container_v1
 
         from tooling.gke.bucket import ksa_principal
         from tooling.gke.cluster_request import cluster_request
 
-        spec = gke_spec(cluster)
+        spec = cluster.request
         request = container_v1.Cluster.to_json(
             cluster_request(spec),
             use_integers_for_enums=False,
@@ -149,9 +152,10 @@ class GkeProvider:
         else:
             member = ksa_principal("PROJECT_NUMBER", spec.project, APP_NAMESPACE, SERVER_NAME)
             lines += [
-                f"3. bucket gs://{bucket_name(cluster, run)} in {region_of(spec.location)} "
+                f"3. bucket gs://{bucket_name(cluster)} in {region_of(spec.location)} "
                 "(uniform bucket-level access; reused if it exists)",
-                f"   objects {uri}/1/… (ResNet101 SavedModel, about 176 MB, {run.weights} weights)",
+                f"   objects {uri}/1/… (ResNet101 SavedModel, about 176 MB, "
+                f"{cluster.weights} weights)",
                 f"   IAM binding {READER_ROLE} → {member}",
             ]
         values = ", ".join(str(path) for path in run.values_files)
@@ -159,7 +163,7 @@ class GkeProvider:
             f"4. helm release {RELEASE} (charts/resnet-serving) in namespace {APP_NAMESPACE} "
             f"(Pod Security restricted), values {values}, model.source.uri={uri}",
             f"5. helm release {LOAD_RELEASE} (charts/locust): "
-            + json.dumps(locust_settings(run.load).values(SERVER_URL), sort_keys=True),
+            + json.dumps(run.load.locust_settings().values(SERVER_URL), sort_keys=True),
             f"6. run directory {run.run_dir}: timeline.csv, events.csv, timeline.png, summary.md",
         ]
         if run.down:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from tooling.errors import UserError
-from tooling.kind import create_kind_cluster, delete_kind_cluster
-from tooling.providers.base import ClusterSpec, RunSpec, Say, cluster_name
-from tooling.providers.existing import locust_settings, real_cluster_target
+from tooling.kind import create_kind_cluster, delete_kind_cluster, write_kind_kubeconfig
+from tooling.providers.base import RunSpec, Say
+from tooling.providers.existing import real_cluster_target
 from tooling.runs.story import StoryTarget
 
 NEEDS_A_MODEL_URI = (
@@ -18,32 +18,27 @@ NEEDS_A_MODEL_URI = (
 )
 
 
+@dataclass(frozen=True)
+class KindClusterSpec:
+    kubeconfig: Path
+    name: str = "resnet-kind"
+
+
 class KindProvider:
     name = "kind"
-    default_cluster_name = "resnet-kind"
 
-    def create(self, cluster: ClusterSpec, say: Say) -> Path:
-        return create_kind_cluster(cluster_name(cluster, self), cluster.kubeconfig, say)
+    def create(self, cluster: KindClusterSpec, say: Say) -> Path:
+        return create_kind_cluster(cluster.name, cluster.kubeconfig, say)
 
-    def credentials(self, cluster: ClusterSpec, say: Say) -> Path:
-        raise UserError("credentials is for --provider gke; `cluster create` writes kind's")
+    def credentials(self, cluster: KindClusterSpec, say: Say) -> Path:
+        return write_kind_kubeconfig(cluster.name, cluster.kubeconfig)
 
-    def delete(self, cluster: ClusterSpec, say: Say) -> None:
-        delete_kind_cluster(cluster_name(cluster, self), say)
+    def delete(self, cluster: KindClusterSpec, say: Say) -> None:
+        delete_kind_cluster(cluster.name, say)
 
-    @contextlib.contextmanager
-    def story_target(self, cluster: ClusterSpec, run: RunSpec, say: Say) -> Iterator[StoryTarget]:
+    def story_target(
+        self, cluster: KindClusterSpec, run: RunSpec, say: Say
+    ) -> contextlib.AbstractContextManager[StoryTarget]:
         if not run.model_uri:
             raise UserError(NEEDS_A_MODEL_URI)
-        locust_settings(run.load)  # a bad shape fails before the cluster is made
-        kubeconfig = self.create(cluster, say)
-        yield real_cluster_target(self.name, kubeconfig, run.model_uri, run, say)
-
-    def uploaded_model(self, cluster: ClusterSpec, run: RunSpec) -> str | None:
-        return None  # kind reads a model the user serves; nothing was uploaded
-
-    def delete_uploaded_model(self, cluster: ClusterSpec, run: RunSpec, say: Say) -> None:
-        return None
-
-    def plan(self, cluster: ClusterSpec, run: RunSpec) -> list[str]:
-        raise UserError("--dry-run describes GKE resources; use it with --provider gke")
+        return real_cluster_target(self, cluster, run, say, lambda: run.model_uri)

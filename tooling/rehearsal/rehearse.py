@@ -7,12 +7,14 @@ adding and removing nodes, and the load: real Locust against the replica fleet (
 tooling.rehearsal.locust_load), or the analytical load model (`model`, for runs too large for
 one machine). Pods run no containers here. The story itself — install, load,
 record, scale back in — is the one every cluster runs (tooling.runs.story).
+
+`start_cluster` is the one way a rehearsal cluster starts: `cluster create` and the story's
+target (`rehearse`, `up`) both use it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,13 +27,6 @@ from tooling.fleet.endpoints import Fleet
 from tooling.fleet.replicas import ModelCost
 from tooling.fleet.usage import UsageWriter
 from tooling.kube import api_client
-from tooling.loadgen.load_shapes import (
-    Shape,
-    shape_seconds,
-    spec_of,
-    think_seconds,
-    wait_environment,
-)
 from tooling.names import LOAD_RELEASE, SERVER_URL
 from tooling.quantities import cpu_cores
 from tooling.rehearsal import cluster_autoscaler, components
@@ -43,17 +38,13 @@ from tooling.rehearsal.cluster import (
 )
 from tooling.rehearsal.load_driver import LoadDriver, cores_per_pod
 from tooling.rehearsal.locust_load import FleetLocustLoad
-from tooling.rehearsal.node_autoscalers import NodePool, node_autoscaler
-from tooling.rehearsal.profiles import Profile
+from tooling.rehearsal.node_autoscalers import NodeAutoscaler, NodePool, node_autoscaler
+from tooling.rehearsal.profiles import PROFILES, Profile
 from tooling.runs.locust_load import LocustSettings
-from tooling.runs.story import (
-    LAB_VALUES,
-    StoryContext,
-    StoryResult,
-    StorySpec,
-    StoryTarget,
-    run_story,
-)
+from tooling.runs.run_spec import RunSpec
+from tooling.runs.story import StoryContext, StoryTarget
+
+Say = Callable[[str], None]
 
 # Pods run no containers here, so the model is never fetched; the URI only has to be valid.
 REHEARSAL_MODEL_URI = "https://rehearsal.invalid/image_classifier.tar.gz"
@@ -61,46 +52,67 @@ REHEARSAL_MODEL_URI = "https://rehearsal.invalid/image_classifier.tar.gz"
 # the load model stands in for them); small requests keep them from taking the room the model
 # server's replicas scale into.
 SMALL = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
-LOADS = ("locust", "model")
-LOCUST_WORKERS = 2
-LOCUST_MARGIN_SECONDS = 30  # --run-time past the shape's end (the shape ends the run itself)
+# The fast profile's steps are short so a whole run fits in a few minutes; lab keeps the lab's.
+STEP_SECONDS = {"fast": 8.0, "lab": 60.0}
 
 
 @dataclass(frozen=True)
-class RehearsalSpec:
-    run_dir: Path
-    profile: Profile
-    shape: Shape
-    values_files: tuple[Path, ...] = (LAB_VALUES,)
+class RehearsalClusterSpec:
+    """A rehearsal cluster: its name, where its kubeconfig goes, its timings, its node pool
+    and which node autoscaler scales it."""
+
+    kubeconfig: Path
+    name: str = "resnet-rehearsal"
+    profile: Profile = PROFILES["fast"]
     pool: NodePool = field(default_factory=NodePool)
     node_autoscaler: str = "auto"  # auto, cluster-autoscaler or stand-in
-    cluster_name: str = "resnet-rehearsal"
-    scale_in_timeout: float | None = None  # seconds after load stops; default from the profile
-    keep_cluster: bool = False
-    kubeconfig: Path | None = None  # where the cluster's kubeconfig goes (run_dir/kubeconfig)
-    load: str = "locust"  # locust: real Locust on the replica fleet; model: the load model
 
 
-def locust_settings(spec: RehearsalSpec) -> LocustSettings:
-    """The Locust chart's run for the rehearsal's shape (its end bounds the run time)."""
-    shape, environment, shape_file = spec_of(spec.shape)
-    environment.update(wait_environment())
-    run_time = f"{math.ceil(shape_seconds(spec.shape)) + LOCUST_MARGIN_SECONDS}s"
-    return LocustSettings(shape, environment, shape_file, LOCUST_WORKERS, run_time)
+@dataclass(frozen=True)
+class StartedCluster:
+    name: str
+    kubeconfig: Path
+    nodes: NodeAutoscaler
 
 
-def locust_values(spec: RehearsalSpec) -> dict:
-    values = locust_settings(spec).values(SERVER_URL)
+def start_cluster(spec: RehearsalClusterSpec, say: Say) -> StartedCluster:
+    """The control plane, then the node pool at its min size and its node autoscaler; on a
+    failure or Ctrl-C the cluster is deleted, leaving no process or port behind."""
+    pool = spec.pool
+    try:
+        created = create_cluster(spec.name, spec.kubeconfig, spec.profile, say)
+        core = client.CoreV1Api(api_client(created.kubeconfig))
+        nodes = node_autoscaler(
+            spec.node_autoscaler, core, created.name, created.kubeconfig, spec.profile, pool
+        )
+        nodes.start()
+    except BaseException:
+        delete_cluster(spec.name)
+        raise
+    say(
+        f"rehearsal: ✓ {spec.name}: control plane up; e2-standard-4 pool at {pool.min_nodes} "
+        f"(max {pool.max_nodes}); node autoscaler: {nodes.name} ({pool.autoscaling_profile})"
+    )
+    return StartedCluster(created.name, created.kubeconfig, nodes)
+
+
+def locust_settings(spec: RehearsalClusterSpec, run: RunSpec) -> LocustSettings:
+    """The Locust chart's run, the step shape's step from the profile unless given."""
+    return run.load.locust_settings(STEP_SECONDS[spec.profile.name])
+
+
+def locust_values(settings: LocustSettings) -> dict:
+    values = settings.values(SERVER_URL)
     values["master"] = {"resources": SMALL}
     values["worker"]["resources"] = SMALL
     return values
 
 
-def scale_in_timeout(spec: RehearsalSpec) -> float:
+def scale_in_timeout(spec: RehearsalClusterSpec) -> float:
     """Enough for the HPA's stabilization and the node group's scale-down of every node."""
     profile = spec.profile
     scale_down = profile.scale_down(spec.pool.autoscaling_profile)
-    return spec.scale_in_timeout or (
+    return (
         profile.hpa_downscale_stabilization_seconds
         + scale_down.delay_after_add_seconds
         + scale_down.unneeded_seconds * spec.pool.max_nodes
@@ -109,10 +121,13 @@ def scale_in_timeout(spec: RehearsalSpec) -> float:
     )
 
 
-def locust_on_the_fleet(spec: RehearsalSpec, context: StoryContext) -> FleetLocustLoad:
+def locust_on_the_fleet(
+    spec: RehearsalClusterSpec, run: RunSpec, context: StoryContext
+) -> FleetLocustLoad:
     """The Locust chart installed (its pods simulated), its master and workers run here
     against the replica fleet, which writes each replica's CPU from its work."""
-    values = locust_values(spec)
+    settings = locust_settings(spec, run)
+    values = locust_values(settings)
     releases.install(context.kubeconfig, LOAD_RELEASE, "locust", context.namespace, values)
     fleet = Fleet(
         client.CoreV1Api(context.api),
@@ -128,14 +143,13 @@ def locust_on_the_fleet(spec: RehearsalSpec, context: StoryContext) -> FleetLocu
         spec.profile.metric_resolution_seconds,
         spec.profile.usage_update_seconds,
     )
-    return FleetLocustLoad(fleet, usage, locust_settings(spec), values, spec.run_dir / "locust")
+    return FleetLocustLoad(fleet, usage, settings, values, run.run_dir / "locust")
 
 
-def simulated_load(spec: RehearsalSpec, context: StoryContext) -> LoadDriver:
+def simulated_load(spec: RehearsalClusterSpec, run: RunSpec, context: StoryContext) -> LoadDriver:
     """The Locust chart (its pods simulated like the rest) and the load model's driver."""
-    releases.install(
-        context.kubeconfig, LOAD_RELEASE, "locust", context.namespace, locust_values(spec)
-    )
+    values = locust_values(locust_settings(spec, run))
+    releases.install(context.kubeconfig, LOAD_RELEASE, "locust", context.namespace, values)
     apps, core = client.AppsV1Api(context.api), client.CoreV1Api(context.api)
     server = apps.read_namespaced_deployment(context.server_name, context.namespace)
     container = server.spec.template.spec.containers[0]
@@ -146,54 +160,40 @@ def simulated_load(spec: RehearsalSpec, context: StoryContext) -> LoadDriver:
         core,
         context.namespace,
         context.selector,
-        spec.shape,
+        run.load.schedule(STEP_SECONDS[spec.profile.name]),
         measured.cpu_seconds_per_image_batched,
         cores,
         spec.profile.usage_update_seconds,
-        think_seconds(),
+        run.load.think_seconds,
     )
 
 
 @contextlib.contextmanager
-def rehearsal_target(
-    spec: RehearsalSpec, say: Callable[[str], None] = print
-) -> Iterator[StoryTarget]:
-    """A running rehearsal cluster as a story target; deleted afterwards unless kept."""
-    profile, pool = spec.profile, spec.pool
-    try:  # Ctrl-C or a failure while the cluster starts cleans up too
-        cluster = create_cluster(
-            spec.cluster_name, spec.kubeconfig or spec.run_dir / "kubeconfig", profile, say
-        )
-        core = client.CoreV1Api(api_client(cluster.kubeconfig))
-        nodes = node_autoscaler(
-            spec.node_autoscaler, core, cluster.name, cluster.kubeconfig, profile, pool
-        )
-        nodes.start()
-        say(
-            f"rehearsal: ✓ control plane up; e2-standard-4 pool at {pool.min_nodes} "
-            f"(max {pool.max_nodes}); node autoscaler: {nodes.name} "
-            f"({pool.autoscaling_profile})"
-        )
+def rehearsal_target(spec: RehearsalClusterSpec, run: RunSpec, say: Say) -> Iterator[StoryTarget]:
+    """A started rehearsal cluster as a story target; deleted afterwards when `run.down`
+    (also after a failure or Ctrl-C)."""
+    locust_settings(spec, run)  # a bad shape fails before the cluster starts
+    started = start_cluster(spec, say)
+    start_load = locust_on_the_fleet if run.load.source == "locust" else simulated_load
+    try:
         yield StoryTarget(
             provider="rehearsal",
-            kubeconfig=cluster.kubeconfig,
-            start_load=lambda context: (
-                locust_on_the_fleet if spec.load == "locust" else simulated_load
-            )(spec, context),
-            node_autoscaler=f"{nodes.name}, {pool.autoscaling_profile}",
+            kubeconfig=started.kubeconfig,
+            start_load=lambda context: start_load(spec, run, context),
+            node_autoscaler=f"{started.nodes.name}, {spec.pool.autoscaling_profile}",
             ready_timeout=300,
             scale_in_timeout=scale_in_timeout(spec),
-            sample_seconds=profile.sample_seconds,
+            sample_seconds=spec.profile.sample_seconds,
             server_values=(
                 {"model": {"source": {"uri": REHEARSAL_MODEL_URI, "existingClaim": ""}}},
             ),
-            settled=nodes.settled,
-            background=(nodes.run, ControlPlaneSupervisor(cluster.name, say).run),
-            collect=lambda run_dir: keep_autoscaler_log(spec.cluster_name, run_dir),
+            settled=started.nodes.settled,
+            background=(started.nodes.run, ControlPlaneSupervisor(started.name, say).run),
+            collect=lambda run_dir: keep_autoscaler_log(spec.name, run_dir),
         )
     finally:
-        if not spec.keep_cluster:
-            delete_cluster(spec.cluster_name)
+        if run.down:
+            delete_cluster(spec.name)
 
 
 def keep_autoscaler_log(cluster_name: str, run_dir: Path) -> None:
@@ -203,8 +203,3 @@ def keep_autoscaler_log(cluster_name: str, run_dir: Path) -> None:
     if log.is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(log, run_dir / log.name)
-
-
-def rehearse(spec: RehearsalSpec, say: Callable[[str], None] = print) -> StoryResult:
-    with rehearsal_target(spec, say) as target:
-        return run_story(target, StorySpec(spec.run_dir, spec.values_files), say)
