@@ -4,7 +4,7 @@ The rehearsal target: kwok's control plane (real apiserver, controller-manager w
 HPA controller, scheduler, metrics-server) with a node pool of simulated e2-standard-4 nodes at
 its min size, the real Cluster Autoscaler (or, where it is not built, the rehearsal's stand-in)
 adding and removing nodes, and the load: real Locust against the replica fleet (`locust`,
-tooling.rehearsal.locust_load), or the analytical load model (`model`, for runs too large for
+tooling.rehearsal.fleet_load), or the analytical load model (`model`, for runs too large for
 one machine). Pods run no containers here. The story itself — install, load,
 record, scale back in — is the one every cluster runs (tooling.runs.story).
 
@@ -36,8 +36,8 @@ from tooling.rehearsal.cluster import (
     create_cluster,
     delete_cluster,
 )
+from tooling.rehearsal.fleet_load import FleetLocustLoad
 from tooling.rehearsal.load_driver import LoadDriver, cores_per_pod
-from tooling.rehearsal.locust_load import FleetLocustLoad
 from tooling.rehearsal.node_autoscalers import NodeAutoscaler, NodePool, node_autoscaler
 from tooling.rehearsal.profiles import PROFILES, Profile
 from tooling.runs.locust_load import LocustSettings

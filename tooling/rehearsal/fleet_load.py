@@ -1,5 +1,6 @@
 """The rehearsal's real load (`rehearse --load locust`): the Locust chart's master and workers
-as processes on this machine, against the replica fleet standing for the model Service.
+as processes on this machine, against the replica fleet standing for the model Service. (What
+a Locust run is and how its stats are read, on any cluster: tooling.runs.locust_load.)
 
 While the story runs: the fleet follows the Service's EndpointSlices, serves Locust's requests
 on simulated replicas, and writes each pod's CPU from the work it did; the HPA scales on that.
