@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -78,11 +79,12 @@ def load_variables_help() -> str:
     for shape_type, (name, variables) in SHAPE_FIELDS.items():
         defaults = shape_type()
         listed = ", ".join(f"{key}={getattr(defaults, attr):g}" for key, attr in variables.items())
-        lines.append(f"  {name} shape: {listed}")
+        lines.append(f"{name} shape: {listed}")
     waits = ", ".join(f"{key}={WAIT_DEFAULTS[key]:g}" for key in WAIT_VARIABLES)
-    lines.append(f"  users' wait between requests, seconds: {waits}")
-    lines.append("  (--step-seconds wins over STEP_SECONDS)")
-    return "\n".join(lines)
+    lines.append(f"users' wait between requests, seconds: {waits}")
+    lines.append("(--step-seconds wins over STEP_SECONDS)")
+    wrap = textwrap.TextWrapper(width=78, initial_indent="  ", subsequent_indent="      ")
+    return "\n".join([lines[0], *(wrap.fill(line) for line in lines[1:])])
 
 
 def run_spec(args: argparse.Namespace, default_report: str, down: bool) -> RunSpec:

@@ -107,21 +107,35 @@ class FileShape:
 
 Shape = StepShape | RampShape | SpikeShape | FileShape
 SHAPE_NAMES = ("step", "ramp", "spike", "file:PATH")
+# Each shape's name and the environment variable of each of its fields (as shape_from_spec reads;
+# `--help` lists them with their defaults).
+SHAPE_FIELDS: dict[type, tuple[str, dict[str, str]]] = {
+    StepShape: (
+        "step",
+        {"STEP_USERS": "step_users", "STEP_SECONDS": "step_seconds", "STEPS": "steps"},
+    ),
+    RampShape: (
+        "ramp",
+        {
+            "RAMP_START_USERS": "start_users",
+            "RAMP_PEAK_USERS": "peak_users",
+            "RAMP_SECONDS": "seconds",
+        },
+    ),
+    SpikeShape: (
+        "spike",
+        {
+            "SPIKE_BASE_USERS": "base_users",
+            "SPIKE_USERS": "spike_users",
+            "SPIKE_START": "spike_start",
+            "SPIKE_SECONDS": "spike_seconds",
+            "SPIKE_TOTAL_SECONDS": "seconds",
+            "SPIKE_SPAWN_RATE": "spawn_rate",
+        },
+    ),
+}
 # The environment variables that tune the shapes (see shape_from_spec).
-SHAPE_VARIABLES = (
-    "STEP_USERS",
-    "STEP_SECONDS",
-    "STEPS",
-    "RAMP_START_USERS",
-    "RAMP_PEAK_USERS",
-    "RAMP_SECONDS",
-    "SPIKE_BASE_USERS",
-    "SPIKE_USERS",
-    "SPIKE_START",
-    "SPIKE_SECONDS",
-    "SPIKE_TOTAL_SECONDS",
-    "SPIKE_SPAWN_RATE",
-)
+SHAPE_VARIABLES = tuple(variable for _, fields in SHAPE_FIELDS.values() for variable in fields)
 # How long each user waits between requests (the locustfile's; the lab's between(0.8, 0.9)).
 WAIT_VARIABLES = ("WAIT_MIN", "WAIT_MAX")
 WAIT_DEFAULTS = {"WAIT_MIN": 0.8, "WAIT_MAX": 0.9}
@@ -150,35 +164,6 @@ def think_seconds(environ: Mapping[str, str]) -> float:
     return sum(bounds) / 2
 
 
-# Each shape's name and the environment variable of each of its fields (as shape_from_spec reads;
-# `--help` lists them with their defaults).
-SHAPE_FIELDS: dict[type, tuple[str, dict[str, str]]] = {
-    StepShape: (
-        "step",
-        {"STEP_USERS": "step_users", "STEP_SECONDS": "step_seconds", "STEPS": "steps"},
-    ),
-    RampShape: (
-        "ramp",
-        {
-            "RAMP_START_USERS": "start_users",
-            "RAMP_PEAK_USERS": "peak_users",
-            "RAMP_SECONDS": "seconds",
-        },
-    ),
-    SpikeShape: (
-        "spike",
-        {
-            "SPIKE_BASE_USERS": "base_users",
-            "SPIKE_USERS": "spike_users",
-            "SPIKE_START": "spike_start",
-            "SPIKE_SECONDS": "spike_seconds",
-            "SPIKE_TOTAL_SECONDS": "seconds",
-            "SPIKE_SPAWN_RATE": "spawn_rate",
-        },
-    ),
-}
-
-
 def shape_seconds(shape: Shape, limit: float = 6 * 3600) -> float:
     """How long the shape runs: its first whole second with no users left (at most `limit`)."""
     t = 0.0
@@ -187,13 +172,10 @@ def shape_seconds(shape: Shape, limit: float = 6 * 3600) -> float:
     return t
 
 
-def shape_from_spec(spec: str, environ: dict[str, str] | None = None) -> Shape:
-    """Builds a shape from its name (`step`, `ramp`, `spike`, `file:PATH`) and env overrides.
-
-    Overrides: STEP_USERS, STEP_SECONDS, STEPS; RAMP_START_USERS, RAMP_PEAK_USERS,
-    RAMP_SECONDS; SPIKE_BASE_USERS, SPIKE_USERS, SPIKE_START, SPIKE_SECONDS, SPIKE_TOTAL_SECONDS,
-    SPIKE_SPAWN_RATE.
-    """
+def shape_from_spec(spec: str, environ: Mapping[str, str] | None = None) -> Shape:
+    """Builds a shape from its name (`step`, `ramp`, `spike`, `file:PATH`) and the overrides of
+    its fields in `environ` (SHAPE_FIELDS: STEP_USERS, RAMP_SECONDS, SPIKE_SPAWN_RATE, …); the
+    locustfile's process passes none, so its own environment is read."""
     env = os.environ if environ is None else environ
 
     def number(name: str, default: float) -> float:
@@ -203,25 +185,14 @@ def shape_from_spec(spec: str, environ: dict[str, str] | None = None) -> Shape:
         except ValueError as error:
             raise ValueError(f"{name}={raw!r} is not a number") from error
 
-    if spec == "step":
-        return StepShape(
-            int(number("STEP_USERS", 2)), number("STEP_SECONDS", 60), int(number("STEPS", 11))
-        )
-    if spec == "ramp":
-        return RampShape(
-            int(number("RAMP_START_USERS", 1)),
-            int(number("RAMP_PEAK_USERS", 22)),
-            number("RAMP_SECONDS", 600),
-        )
-    if spec == "spike":
-        return SpikeShape(
-            int(number("SPIKE_BASE_USERS", 2)),
-            int(number("SPIKE_USERS", 20)),
-            number("SPIKE_START", 120),
-            number("SPIKE_SECONDS", 120),
-            number("SPIKE_TOTAL_SECONDS", 480),
-            number("SPIKE_SPAWN_RATE", 10),
-        )
+    for shape_type, (name, fields) in SHAPE_FIELDS.items():
+        if spec == name:
+            defaults, values = shape_type(), {}
+            for variable, attr in fields.items():
+                default = getattr(defaults, attr)
+                value = number(variable, default)
+                values[attr] = int(value) if isinstance(default, int) else value
+            return shape_type(**values)
     if spec.startswith("file:") and len(spec) > len("file:"):
         return FileShape.read(spec.removeprefix("file:"))
     raise ValueError(f"unknown load shape {spec!r}; use one of: {', '.join(SHAPE_NAMES)}")
