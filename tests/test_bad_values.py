@@ -123,6 +123,46 @@ BAD_VALUES = [
         deep_merge(GCS, {"model": {"name": "image classifier"}}),
         ["name"],
     ),
+    (
+        "batch-sizes-not-ending-at-max",
+        RESNET_CHART,
+        deep_merge(
+            GCS, {"batching": {"enabled": True, "maxBatchSize": 8, "allowedBatchSizes": [2, 4]}}
+        ),
+        ["batching.allowedBatchSizes", "batching.maxBatchSize"],
+    ),
+    (
+        "batch-sizes-not-increasing",
+        RESNET_CHART,
+        deep_merge(
+            GCS, {"batching": {"enabled": True, "maxBatchSize": 8, "allowedBatchSizes": [4, 2, 8]}}
+        ),
+        ["batching.allowedBatchSizes", "increasing"],
+    ),
+    (
+        "placeholders-below-the-expendable-cutoff",
+        RESNET_CHART,
+        deep_merge(GCS, {"overprovisioning": {"enabled": True, "priority": -11}}),
+        ["overprovisioning", "priority", "-10"],
+    ),
+    (
+        "image-digest-not-sha256",
+        RESNET_CHART,
+        deep_merge(GCS, {"image": {"digest": "2.21.0"}}),
+        ["image", "digest"],
+    ),
+    (
+        "fetcher-digest-too-short",
+        RESNET_CHART,
+        deep_merge(GCS, {"model": {"fetcher": {"gcsImage": {"digest": "sha256:abc"}}}}),
+        ["gcsImage", "digest"],
+    ),
+    (
+        "cpu-limit-not-cores",
+        RESNET_CHART,
+        deep_merge(GCS, {"resources": {"limits": {"cpu": "2k"}}}),
+        ["limits", "cpu"],
+    ),
     ("locust-without-host", LOCUST_CHART, {}, ["loadtest.host"]),
     (
         "locust-unknown-shape",

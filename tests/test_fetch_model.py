@@ -168,3 +168,99 @@ def test_gcs_source_in_an_image_without_gcloud_says_which_value_to_change(tmp_pa
     code, _, message = run_fetch("gs://bucket/model", tmp_path / "m", tmp_path, PATH=str(bin_dir))
     assert code == 1
     assert "model.fetcher.gcsImage" in message
+
+
+# A double of `gcloud storage cp --recursive gs://…/* DEST/` (the remote API is Cloud Storage):
+# it decides whether it runs on GCE as gcloud does, from $CLOUDSDK_CONFIG/gce when that file
+# exists, else by asking the metadata server, which answers only from call METADATA_FROM on;
+# it writes the answer there, and without GCE it has no credentials and fails.
+GCLOUD_DOUBLE = """#!/bin/sh
+calls=$(($(cat "$CALLS_FILE" 2>/dev/null || echo 0) + 1))
+echo "$calls" > "$CALLS_FILE"
+cache="$CLOUDSDK_CONFIG/gce"
+if [ ! -f "$cache" ]; then
+  on_gce=False
+  if [ "$calls" -ge "$METADATA_FROM" ]; then on_gce=True; fi
+  printf "$on_gce" > "$cache"
+fi
+if [ "$(cat "$cache")" != True ]; then
+  echo "ERROR: (gcloud.storage.cp) You do not currently have an active account selected." >&2
+  exit 1
+fi
+if [ -n "${DENIED:-}" ]; then
+  echo "ERROR: (gcloud.storage.cp) HTTPError 403: caller does not have storage.objects.list" >&2
+  exit 1
+fi
+cp -R "$BUCKET_DIR"/. "$5"
+"""
+
+
+@pytest.fixture
+def gcloud_double(tmp_path):
+    """PATH with the gcloud double first, a bucket holding one model version, and its env."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    gcloud = bin_dir / "gcloud"
+    gcloud.write_text(GCLOUD_DOUBLE)
+    gcloud.chmod(0o755)
+    bucket = tmp_path / "bucket"
+    (bucket / "1").mkdir(parents=True)
+    (bucket / "1" / "saved_model.pb").write_bytes(b"graph")
+    config = tmp_path / "gcloud-config"
+    config.mkdir()
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "BUCKET_DIR": str(bucket),
+        "CALLS_FILE": str(tmp_path / "calls"),
+        "CLOUDSDK_CONFIG": str(config),
+        "GCE_METADATA_RETRY_SECONDS": "0",
+        "METADATA_FROM": "1",
+    }
+    return env, config / "gce", tmp_path / "calls"
+
+
+def test_gcs_fetch_waits_for_the_metadata_server_clearing_gclouds_not_on_gce_cache(
+    gcloud_double, tmp_path
+):
+    """The metadata server answers only from the third call: the first two write 'not on GCE'
+    to gcloud's cache, which the script removes before each retry, saying why it waits."""
+    env, _, calls = gcloud_double
+    model_dir = tmp_path / "models" / "image_classifier"
+    code, output, _ = run_fetch(
+        "gs://bucket/resnet_101", model_dir, tmp_path, **{**env, "METADATA_FROM": "3"}
+    )
+    assert code == 0, output
+    assert calls.read_text().strip() == "3"
+    assert output.count("the GKE metadata server is not answering yet") == 2
+    assert "attempt 3 of 12" in output
+    assert (model_dir / "1" / "saved_model.pb").read_bytes() == b"graph"
+
+
+def test_gcs_fetch_ignores_a_not_on_gce_cache_left_by_an_earlier_run(gcloud_double, tmp_path):
+    """The pod's /tmp outlives a restarted init container, and its cache with it."""
+    env, cache, calls = gcloud_double
+    cache.write_text("False")
+    code, output, _ = run_fetch("gs://bucket/resnet_101", tmp_path / "m", tmp_path, **env)
+    assert code == 0, output
+    assert calls.read_text().strip() == "1"
+
+
+def test_gcs_fetch_gives_up_naming_the_metadata_server(gcloud_double, tmp_path):
+    env, _, calls = gcloud_double
+    env = {**env, "METADATA_FROM": "99", "GCE_METADATA_ATTEMPTS": "3"}
+    code, _, message = run_fetch("gs://bucket/resnet_101", tmp_path / "m", tmp_path, **env)
+    assert code == 1
+    assert calls.read_text().strip() == "3"
+    assert "GKE metadata server did not answer after 3 attempts" in message
+
+
+def test_gcs_fetch_without_read_access_fails_at_once_naming_workload_identity(
+    gcloud_double, tmp_path
+):
+    env, _, calls = gcloud_double
+    code, _, message = run_fetch(
+        "gs://bucket/resnet_101", tmp_path / "m", tmp_path, **{**env, "DENIED": "1"}
+    )
+    assert code == 1
+    assert calls.read_text().strip() == "1"  # a refusal is not retried
+    assert "Workload Identity" in message and "storage.objects.list" in message

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 
 import helm_cli as helm
@@ -23,6 +24,7 @@ from conftest import (
 from pod_security import pod_spec_of, restricted_violations
 
 from tooling import paths
+from tooling.quantities import cpu_cores
 
 CASES = helm.ci_values_files(RESNET_CHART)
 IDS = [values.name.removesuffix("-values.yaml") for values in CASES]
@@ -321,3 +323,139 @@ def test_behavior_presets_render_and_an_explicit_behavior_wins(preset, tmp_path)
         tuple(helm.Helm.pinned("helm").template(RESNET_CHART, [chosen])), "HorizontalPodAutoscaler"
     )
     assert hpa["spec"]["behavior"] == explicit
+
+
+def test_the_server_runs_under_the_sigterm_wrapper_with_the_charts_flags(case):
+    """TF Serving ignores SIGTERM as PID 1; the chart's sh runs it and passes SIGTERM on
+    (tests/test_server_shutdown.py runs the wrapper)."""
+    _, objects = case
+    server = server_container(server_deployment(objects))
+    assert server["command"] == ["/bin/sh", "/etc/tfserving/run-server.sh"]
+    data = one_of(objects, "ConfigMap", "-config")["data"]
+    assert data["run-server.sh"] == (RESNET_CHART / "files" / "run-server.sh").read_text()
+    assert server["args"][0] == "--port=8500"  # flags only: the wrapper passes them on
+
+
+def test_gcloud_keeps_the_images_settings_under_the_charts_config_dir(case):
+    _, objects = case
+    (fetch,) = server_deployment(objects)["spec"]["template"]["spec"]["initContainers"]
+    env = {e["name"]: e["value"] for e in fetch["env"]}
+    assert env["CLOUDSDK_CONFIG"].startswith("/tmp/")
+    assert env["CLOUDSDK_CORE_DISABLE_USAGE_REPORTING"] == "true"
+    assert env["CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK"] == "true"
+
+
+def test_thread_pools_follow_the_cpu_limit_unless_set(case):
+    values_file, objects = case
+    values = values_of(values_file)
+    server = server_container(server_deployment(objects))
+    limit = ((values["resources"] or {}).get("limits") or {}).get("cpu")
+    for name in ("intra", "inter"):
+        chosen = values["server"][f"{name}OpParallelism"]
+        expected = chosen or (math.ceil(cpu_cores(str(limit))) if limit else None)
+        assert flag(server, f"tensorflow_{name}_op_parallelism") == (
+            str(expected) if expected else None
+        )
+
+
+@pytest.mark.parametrize(
+    ("limit", "threads"),
+    [('"1"', "1"), ('"1500m"', "2"), ('"2.5"', "3"), ("2.5", "3"), ('"250m"', "1"), ("4", "4")],
+)
+def test_a_cpu_limit_sizes_tensorflows_thread_pools(limit, threads, tmp_path):
+    values = tmp_path / "limit.yaml"
+    values.write_text(
+        "model: {source: {uri: gs://bucket/resnet_101}}\n"
+        f"resources: {{requests: {{cpu: 250m}}, limits: {{cpu: {limit}}}}}\n"
+    )
+    server = server_container(
+        server_deployment(tuple(helm.Helm.pinned().template(RESNET_CHART, [values])))
+    )
+    assert flag(server, "tensorflow_intra_op_parallelism") == threads
+    assert flag(server, "tensorflow_inter_op_parallelism") == threads
+    explicit = helm.Helm.pinned().template(
+        RESNET_CHART, [values], ["server.intraOpParallelism=7", "server.interOpParallelism=1"]
+    )
+    server = server_container(server_deployment(tuple(explicit)))
+    assert flag(server, "tensorflow_intra_op_parallelism") == "7"
+    assert flag(server, "tensorflow_inter_op_parallelism") == "1"
+
+
+def test_pods_and_placeholders_stay_on_amd64_unless_values_say_otherwise():
+    """The official tensorflow/serving images are built for amd64 only."""
+    default = RESNET_CHART / "ci" / "default-values.yaml"
+    on = ["overprovisioning.enabled=true"]
+    for deployment in objects_of(
+        tuple(helm.Helm.pinned().template(RESNET_CHART, [default], on)), "Deployment"
+    ):
+        assert deployment["spec"]["template"]["spec"]["nodeSelector"] == {
+            "kubernetes.io/arch": "amd64"
+        }, deployment["metadata"]["name"]
+    anywhere = helm.Helm.pinned().template(
+        RESNET_CHART, [default], [*on, "nodeSelector.kubernetes\\.io/arch=null"]
+    )
+    for deployment in objects_of(tuple(anywhere), "Deployment"):
+        assert "nodeSelector" not in deployment["spec"]["template"]["spec"]
+
+
+def test_the_rehearsals_nodes_accept_the_charts_pods():
+    from tooling.rehearsal.cluster import node_manifest
+
+    labels = node_manifest("n", "pool")["metadata"]["labels"]
+    pod = server_deployment(render(RESNET_CHART, RESNET_CHART / "ci" / "default-values.yaml"))
+    assert pod["spec"]["template"]["spec"]["nodeSelector"].items() <= labels.items()
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize(
+    ("key", "uri", "container", "repository"),
+    [
+        ("image", "gs://bucket/m", "tensorflow-serving", "tensorflow/serving"),
+        (
+            "model.fetcher.gcsImage",
+            "gs://bucket/m",
+            "fetch-model",
+            "gcr.io/google.com/cloudsdktool/google-cloud-cli",
+        ),
+        ("model.fetcher.image", "https://h/m.tar.gz", "fetch-model", "curlimages/curl"),
+    ],
+)
+def test_an_image_pinned_by_digest_renders_repository_at_digest(key, uri, container, repository):
+    objects = helm.Helm.pinned().template(
+        RESNET_CHART, [], [f"model.source.uri={uri}", f"{key}.digest={DIGEST}"]
+    )
+    spec = server_deployment(tuple(objects))["spec"]["template"]["spec"]
+    (found,) = [c for c in [*spec["initContainers"], *spec["containers"]] if c["name"] == container]
+    assert found["image"] == f"{repository}@{DIGEST}"  # the tag is not part of it
+
+
+def notes(*set_values: str) -> str:
+    """The release notes helm prints on install (NOTES.txt), from a client-side dry run."""
+    args = ["install", "rs", str(RESNET_CHART), "--dry-run=client"]
+    args += ["--values", str(RESNET_CHART / "ci" / "default-values.yaml")]
+    for value in set_values:
+        args += ["--set", value]
+    return helm.Helm.pinned().run(*args).split("NOTES:", 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("set_values", "warned"),
+    [
+        ((), "autoscaling.minReplicas: 1"),
+        (("autoscaling.minReplicas=2",), None),
+        (("autoscaling.minReplicas=2", "podDisruptionBudget.maxUnavailable=2"), "minReplicas: 2"),
+        (("podDisruptionBudget.maxUnavailable=50%",), "maxUnavailable (50%)"),
+        (("autoscaling.minReplicas=2", "podDisruptionBudget.maxUnavailable=50%"), None),
+        (("autoscaling.enabled=false", "replicaCount=1"), "replicaCount: 1"),
+        (("podDisruptionBudget.enabled=false",), "podDisruptionBudget.enabled is false"),
+    ],
+    ids=["default", "two", "pdb-2-of-2", "half-of-one", "half-of-two", "fixed-one", "no-pdb"],
+)
+def test_notes_warn_when_a_drain_may_evict_every_replica(set_values, warned):
+    text = notes(*set_values)
+    if warned is None:
+        assert "WARNING" not in text
+    else:
+        assert "WARNING" in text and warned in text and "evict every replica" in text

@@ -19,6 +19,7 @@ from tooling.fleet.replicas import (
     SimulatedReplica,
     pod_cores,
     pod_grace_seconds,
+    pod_stop_seconds,
 )
 from tooling.runs.transient import TRANSIENT_ERRORS
 
@@ -72,7 +73,11 @@ class Fleet:
     def add(self, pod_name: str) -> None:
         pod = self.core.read_namespaced_pod(pod_name, self.namespace)
         replica = SimulatedReplica(
-            pod_name, pod_cores(pod, self.node_cpu), self.cost, pod_grace_seconds(pod)
+            pod_name,
+            pod_cores(pod, self.node_cpu),
+            self.cost,
+            pod_grace_seconds(pod),
+            pod_stop_seconds(pod),
         )
         with self.lock:
             self.replicas[pod_name] = replica
@@ -91,11 +96,13 @@ class Fleet:
             return
         # Kubernetes sets a graceful deletion's deletionTimestamp to its deadline (deletion +
         # grace); kwok then finishes the pod at once (grace 0), which no TF Serving process
-        # does (it ignores SIGTERM): then the grace read from the pod's spec at its start holds.
+        # does: then the grace read from the pod's spec at its start holds. A replica that
+        # SIGTERM stops dies when its preStop sleep ends (tooling.fleet.replicas).
         remaining = replica.grace_seconds
         if pod is not None and pod.metadata.deletion_grace_period_seconds:
             deadline = pod.metadata.deletion_timestamp
             remaining = max(0.0, (deadline - datetime.now(UTC)).total_seconds())
+        remaining = replica.seconds_left(remaining)
         replica.dies_at = time.monotonic() + remaining
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self.schedule_kill, pod_name, remaining)

@@ -4,8 +4,10 @@ processor-sharing server sized like its pod, and how each one dies when its pod 
 Kubernetes' own rule for a deleted pod: it leaves the Service's endpoints at once (no new
 requests), its preStop hook runs, SIGTERM follows, and at `terminationGracePeriodSeconds` after
 the deletion it is killed; the preStop sleep is part of that grace period, not added to it.
-TF Serving does not stop on SIGTERM (tensorflow/serving#1853), so a replica serves what is in
-flight until that kill: a request still running then fails, as a reset connection.
+TF Serving installs no SIGTERM handler (tensorflow/serving#1853): as its container's PID 1 it
+ignores SIGTERM and serves until that kill. The chart runs it under a sh that passes SIGTERM
+on (`server.stopOnSigterm`, files/run-server.sh), and then it exits when the preStop sleep
+ends. Either way a request still running when the replica dies fails, as a reset connection.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tooling.fleet.sharing import ProcessorSharing
 from tooling.quantities import cpu_cores
 
 DEFAULT_GRACE_SECONDS = 30.0  # Kubernetes' default terminationGracePeriodSeconds
+SIGTERM_WRAPPER = "run-server.sh"  # the chart's PID 1 that passes SIGTERM on to TF Serving
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class SimulatedReplica:
     cores: float
     cost: ModelCost
     grace_seconds: float = DEFAULT_GRACE_SECONDS
+    stop_seconds: float | None = None  # its own exit after the deletion (None: not on SIGTERM)
     dies_at: float | None = None  # monotonic time of the kill, once its pod is deleted
     cpu: ProcessorSharing = field(init=False)
 
@@ -57,6 +61,13 @@ class SimulatedReplica:
 
     async def predict(self, instances: int) -> None:
         await self.cpu.serve(self.cost.cpu_seconds * max(1, instances))
+
+    def seconds_left(self, until_deadline: float) -> float:
+        """Its life after the deletion, from the seconds left to the kill deadline: all of them
+        when SIGTERM does not stop it, else those until its preStop sleep ends."""
+        if self.stop_seconds is None:
+            return until_deadline
+        return max(0.0, until_deadline - max(0.0, self.grace_seconds - self.stop_seconds))
 
 
 def pod_cores(pod: client.V1Pod, node_allocatable_cpu: float) -> float:
@@ -75,3 +86,16 @@ def pod_grace_seconds(pod: client.V1Pod) -> float:
         return float(pod.metadata.deletion_grace_period_seconds)
     grace = pod.spec.termination_grace_period_seconds
     return DEFAULT_GRACE_SECONDS if grace is None else float(grace)
+
+
+def pod_stop_seconds(pod: client.V1Pod) -> float | None:
+    """When the pod's server exits by itself after the deletion: at the end of its preStop
+    sleep (0 without one) when its command is the chart's SIGTERM wrapper, as the kubelet sends
+    SIGTERM when the hook ends; None when TF Serving ignores SIGTERM (it is PID 1, or a child of
+    the image's bash entrypoint, which passes nothing on) and lives until the deadline."""
+    for container in pod.spec.containers or []:
+        if not any(part.endswith("/" + SIGTERM_WRAPPER) for part in container.command or []):
+            continue
+        hook = container.lifecycle and container.lifecycle.pre_stop
+        return float(hook.sleep.seconds) if hook and hook.sleep else 0.0
+    return None

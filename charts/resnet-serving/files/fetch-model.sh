@@ -21,8 +21,26 @@ case "$src" in
     command -v gcloud >/dev/null 2>&1 || fail "gcloud not found in this image; set model.fetcher.gcsImage to a Google Cloud CLI image"
     say "copying ${src%/}/ to $dest with gcloud storage (credentials from Workload Identity)"
     mkdir -p "$dest"
-    gcloud storage cp --recursive "${src%/}/*" "$dest/" \
-      || fail "could not copy ${src}: check that the path exists and that the pod's Kubernetes ServiceAccount is bound (Workload Identity) to a Google service account with storage.objects.get and storage.objects.list on the bucket"
+    # gcloud asks the metadata server whether it runs on GCE and keeps the answer in this file
+    # for 10 minutes. At pod start GKE's metadata server may not answer yet: gcloud then writes
+    # "False", finds no credentials, and would trust that answer on every retry, including an
+    # earlier run's (the file is on the pod's /tmp emptyDir, which outlives this container).
+    gce_cache="${CLOUDSDK_CONFIG:-$HOME/.config/gcloud}/gce"
+    attempts="${GCE_METADATA_ATTEMPTS:-12}"
+    pause="${GCE_METADATA_RETRY_SECONDS:-5}"
+    rm -f "$gce_cache"
+    attempt=1
+    until gcloud storage cp --recursive "${src%/}/*" "$dest/"; do
+      if [ "$(cat "$gce_cache" 2>/dev/null)" != "False" ]; then
+        fail "could not copy ${src}: check that the path exists and that the pod's Kubernetes ServiceAccount is bound (Workload Identity) to a Google service account with storage.objects.get and storage.objects.list on the bucket"
+      fi
+      [ "$attempt" -lt "$attempts" ] \
+        || fail "the GKE metadata server did not answer after $attempts attempts, so gcloud found no Workload Identity credentials for ${src}: check that the node pool runs GKE's metadata server (workload metadata mode GKE_METADATA)"
+      attempt=$((attempt + 1))
+      say "the GKE metadata server is not answering yet (gcloud cached 'not on GCE' in $gce_cache); removed that cache, retrying in ${pause} s (attempt $attempt of $attempts)"
+      rm -f "$gce_cache"
+      sleep "$pause"
+    done
     ;;
   https://*)
     command -v curl >/dev/null 2>&1 || fail "curl not found in this image; set model.fetcher.image to an image with sh, curl and tar"

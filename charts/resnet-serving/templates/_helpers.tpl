@@ -62,6 +62,35 @@ while it is still LOADING, so it can't tell ready from not ready).
 {{- end }}
 
 {{/*
+An image reference from (list IMAGE DEFAULT_TAG): repository@digest when IMAGE.digest pins it
+(the tag is then ignored), else repository:tag, the tag defaulting to DEFAULT_TAG.
+*/}}
+{{- define "resnet-serving.image" -}}
+{{- $image := index . 0 }}
+{{- if $image.digest }}
+{{- printf "%s@%s" $image.repository $image.digest }}
+{{- else }}
+{{- printf "%s:%s" $image.repository (toString ($image.tag | default (index . 1))) }}
+{{- end }}
+{{- end }}
+
+{{/*
+TensorFlow's thread pools for a CPU limit: resources.limits.cpu rounded up to whole cores
+("1" → 1, "1500m" → 2, 2.5 → 3); empty without a limit. With parallelism 0, TensorFlow sizes
+its pools from every core of the node (sched_getaffinity), not from the CFS quota a limit sets.
+*/}}
+{{- define "resnet-serving.cpuLimitThreads" -}}
+{{- $limit := toString (((.Values.resources | default dict).limits | default dict).cpu | default "") }}
+{{- if $limit }}
+{{- if hasSuffix "m" $limit }}
+{{- divf (trimSuffix "m" $limit | float64) 1000 | ceil | int }}
+{{- else }}
+{{- $limit | float64 | ceil | int }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 Cross-field checks the JSON schema can't express. Each message names the keys to fix.
 */}}
 {{- define "resnet-serving.validate" -}}
@@ -97,6 +126,19 @@ Cross-field checks the JSON schema can't express. Each message names the keys to
 {{- end }}
 {{- if and $hpa.targetMemoryUtilizationPercentage (not $requests.memory) }}
 {{- fail "resources.requests.memory is required while autoscaling.targetMemoryUtilizationPercentage is set: the HPA measures memory as a percentage of the request" }}
+{{- end }}
+{{- end }}
+{{- $batching := .Values.batching }}
+{{- with $batching.allowedBatchSizes }}
+{{- $previous := 0 }}
+{{- range . }}
+{{- if le (int .) $previous }}
+{{- fail (printf "batching.allowedBatchSizes %v must be strictly increasing: TF Serving refuses to load the model otherwise" $batching.allowedBatchSizes) }}
+{{- end }}
+{{- $previous = int . }}
+{{- end }}
+{{- if ne $previous (int $batching.maxBatchSize) }}
+{{- fail (printf "batching.allowedBatchSizes %v must end with batching.maxBatchSize (%d): TF Serving refuses to load the model otherwise; make the last size %d or set batching.maxBatchSize to %d" $batching.allowedBatchSizes (int $batching.maxBatchSize) (int $batching.maxBatchSize) $previous) }}
 {{- end }}
 {{- end }}
 {{- if ge (int .Values.preStopSleepSeconds) (int .Values.terminationGracePeriodSeconds) }}
