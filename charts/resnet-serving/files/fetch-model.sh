@@ -3,7 +3,8 @@
 # from MODEL_SOURCE_URI (gs://… or https://….tar.gz), or, with no URI, checks the model already
 # on the mounted volume. Exits non-zero with one readable line when anything is wrong, so the
 # pod shows it (kubectl describe pod / kubectl logs -c fetch-model) and the server never starts
-# without a model.
+# without a model. For gs:// it waits for GKE's metadata server: GCE_METADATA_ATTEMPTS (12)
+# tries, GCE_METADATA_RETRY_SECONDS (5) apart.
 set -eu
 
 say() { echo "fetch-model: $*"; }
