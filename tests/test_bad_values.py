@@ -189,6 +189,18 @@ BAD_VALUES = [
         ["replicas"],
     ),
     ("locust-typo", LOCUST_CHART, deep_merge(HOST, {"loadtest": {"headles": True}}), ["headles"]),
+    (
+        "locust-autoscaled-headless-workers",  # a Job of worker.replicas pods has no HPA
+        LOCUST_CHART,
+        deep_merge(HOST, {"worker": {"autoscaling": {"enabled": True}}}),
+        ["worker.autoscaling.enabled", "loadtest.headless"],
+    ),
+    (
+        "locust-negative-worker-backoff",
+        LOCUST_CHART,
+        deep_merge(HOST, {"worker": {"backoffLimit": -1}}),
+        ["backoffLimit"],
+    ),
 ]
 
 

@@ -14,4 +14,9 @@ SERVER_NAME = f"{RELEASE}-resnet-serving"  # its Deployment, Service and HPA
 SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/name=resnet-serving"
 SERVER_URL = f"http://{SERVER_NAME}:{REST_PORT}"  # the Service, as Locust reaches it
 LOAD_RELEASE = "load"  # the Locust chart's release
-MASTER_NAME = f"{LOAD_RELEASE}-locust-master"  # its master's Service and Job
+MASTER_NAME = f"{LOAD_RELEASE}-locust-master"  # its master's Service
+# its headless master's Job (named with a hash of its pods: found by label, not by name)
+MASTER_SELECTOR = (
+    f"app.kubernetes.io/instance={LOAD_RELEASE},app.kubernetes.io/name=locust,"
+    "app.kubernetes.io/component=master"
+)

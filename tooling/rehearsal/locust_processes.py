@@ -1,18 +1,18 @@
 """The Locust chart's master and workers as real processes on this machine.
 
 Their command lines and environment are read from charts/locust rendered with the run's values
-(helm, through pyhelm3): the master Job's headless script (`--autostart --autoquit=0`, the
-expected workers, the run time, the results), the worker Deployment's arguments and replica
-count, and both containers' environment (the shape and its variables). Only what points inside
-a pod is mapped to this machine: the mounted locustfile, images and shape file, the results
-folder, the master's address and ports, and the Service's host (the replica fleet's URL).
+(helm, through pyhelm3): the Locust arguments the master Job's shell wrapper runs
+(`--autostart --autoquit=0`, the expected workers, the run time, the results), the worker
+Job's arguments and parallelism, and both containers' environment (the shape and its
+variables). Only what points inside a pod is mapped to this machine: the mounted locustfile,
+images and shape file, the results folder, the master's address and ports, and the Service's
+host (the replica fleet's URL).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -68,13 +68,11 @@ def container(objects: list[dict], kind: str, component: str) -> tuple[dict, dic
 
 
 def master_arguments(master: dict) -> list[str]:
-    """The `locust …` line of the headless master's script, as arguments."""
-    script = master["args"][0]
-    command = script.split("\nstatus=$?")[0].replace("\\\n", " ")
-    words = shlex.split(command)
-    if words[0] != "locust":
-        raise LookupError(f"the master's script does not start with locust: {command[:80]}")
-    return words[1:]
+    """The headless master's Locust arguments: `sh -c SCRIPT NAME ARGS…` runs `locust "$@"`."""
+    script, _name, *words = master["args"]
+    if 'locust "$@"' not in script:
+        raise LookupError(f"the master's script does not run locust with its arguments: {script}")
+    return words
 
 
 def localized(
@@ -99,7 +97,7 @@ def commands(values: dict, host: str, results: Path) -> LocustCommands:
     """The master's and workers' command lines from the rendered chart, for this machine."""
     objects = render(values)
     _, master = container(objects, "Job", "master")
-    workers, worker = container(objects, "Deployment", "worker")
+    workers, worker = container(objects, "Job", "worker")
     if "--autostart" not in master_arguments(master):
         raise LookupError("the rehearsal runs the chart's headless master (loadtest.headless)")
     shape_file = results / "shape.csv"
@@ -118,7 +116,7 @@ def commands(values: dict, host: str, results: Path) -> LocustCommands:
     return LocustCommands(
         master=[*python_locust, *localized(master_arguments(master), ports, results, shape_file)],
         worker=[*python_locust, *localized(worker["args"], ports, results, shape_file)],
-        workers=int(workers["spec"].get("replicas", 1)),
+        workers=int(workers["spec"].get("parallelism", 1)),
         environment=environment,
         web_port=ports["web"],
     )

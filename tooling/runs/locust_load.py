@@ -3,7 +3,8 @@
 The chart's master starts the shape itself (`--autostart`); every few seconds its
 `/stats/requests` is read through the API server's service proxy (no port-forward, no
 Prometheus). The load has ended when the master, once running, reports a stopped state or
-quits, when its Job fails, or when the run time plus a margin has passed.
+quits, when its Job fails, or when the run time plus a margin has passed. A run's outcome is
+what Locust measured (failed requests end the master 0); a failed Job means the run broke.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from kubernetes.client.rest import ApiException
 from tooling import releases
 from tooling.loadgen.live_stats import LiveStats, read_through_service_proxy
 from tooling.loadgen.run import seconds_of
-from tooling.names import LOAD_RELEASE, MASTER_NAME, REST_PORT
+from tooling.names import LOAD_RELEASE, MASTER_NAME, MASTER_SELECTOR, REST_PORT
 from tooling.runs.story import StoryContext
 from tooling.runs.timeline import LoadSample
 from tooling.runs.transient import TRANSIENT_ERRORS
@@ -108,10 +109,14 @@ class LocustLoad:
     def latest(self) -> LoadSample:
         return sample_of(self.current)
 
+    def master_failed(self) -> bool:
+        """The master's Job (named with a hash of its pod: found by its labels) failed."""
+        jobs = self.batch.list_namespaced_job(self.namespace, label_selector=MASTER_SELECTOR)
+        return any(job.status.failed for job in jobs.items if not job.metadata.deletion_timestamp)
+
     def poll(self) -> None:
-        job = self.batch.read_namespaced_job_status(MASTER_NAME, self.namespace)
-        if job.status.failed:
-            self.say("load: the Locust master's Job failed; see its pod's log")
+        if self.master_failed():
+            self.say("load: the Locust run broke (its master's Job failed); see its pod's log")
             self.finished.set()
             return
         try:

@@ -102,11 +102,11 @@ Settings the locustfile reads, the same on master and workers.
 - name: locustfile
   configMap:
     name: {{ include "locust.fullname" . }}-locustfile
-    items:
-      - key: locustfile.py
-        path: locustfile.py
-      - key: load_shapes.py
-        path: load_shapes.py
+    items:  # every module the ConfigMap carries (the locustfile imports those beside it)
+      {{- range $path, $_ := .Files.Glob "files/*.py" }}
+      - key: {{ base $path }}
+        path: {{ base $path }}
+      {{- end }}
 - name: images
   configMap:
     name: {{ include "locust.fullname" . }}-images
@@ -183,7 +183,39 @@ Cross-field checks the JSON schema can't express. Each message names the keys to
 {{- if and (eq .Values.loadtest.shape "file") (not .Values.loadtest.shapeFile) }}
 {{- fail "loadtest.shapeFile: loadtest.shape is file, so give the CSV (header seconds,users) in loadtest.shapeFile" }}
 {{- end }}
+{{- if and .Values.loadtest.headless .Values.worker.autoscaling.enabled }}
+{{- fail "worker.autoscaling.enabled: a headless run's workers are a Job of worker.replicas pods that end with the run; autoscale workers only with loadtest.headless=false (the web UI)" }}
+{{- end }}
 {{- if and .Values.worker.autoscaling.enabled (gt (int .Values.worker.autoscaling.minReplicas) (int .Values.worker.autoscaling.maxReplicas)) }}
 {{- fail (printf "worker.autoscaling.minReplicas (%d) must not exceed worker.autoscaling.maxReplicas (%d)" (int .Values.worker.autoscaling.minReplicas) (int .Values.worker.autoscaling.maxReplicas)) }}
 {{- end }}
+{{- end }}
+
+{{/*
+A headless run's Job names: the Service name stays, the Jobs carry a short hash of both pod
+templates (a Job's template is immutable). An upgrade that changes either pod is a new run:
+new Jobs, and helm deletes the old ones; an upgrade that changes neither leaves them alone.
+*/}}
+{{- define "locust.runHash" -}}
+{{- printf "%s\n---\n%s" (include "locust.masterPodTemplate" .) (include "locust.workerPodTemplate" .) | sha256sum | trunc 8 }}
+{{- end }}
+
+{{- define "locust.masterJobName" -}}
+{{- printf "%s-master" (include "locust.fullname" .) | trunc 54 | trimSuffix "-" }}-{{ include "locust.runHash" . }}
+{{- end }}
+
+{{- define "locust.workerJobName" -}}
+{{- printf "%s-worker" (include "locust.fullname" .) | trunc 54 | trimSuffix "-" }}-{{ include "locust.runHash" . }}
+{{- end }}
+
+{{/*
+Worker arguments, the same in both modes. Workers end 0 after the master's quit message.
+*/}}
+{{- define "locust.workerArgs" -}}
+- -f
+- /mnt/locust/code/locustfile.py
+- --worker
+- --master-host={{ include "locust.masterName" . }}
+- --master-port={{ .Values.service.masterPort }}
+- --exit-code-on-error=0
 {{- end }}
