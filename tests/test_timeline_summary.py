@@ -92,3 +92,84 @@ def test_load_with_no_cpu_metrics_is_said(rows):
     assert summary.hpa_blind_seconds == 10
     assert ("HPA without CPU metrics for", "10 s") in summary.metrics()
     assert not any("unreachable" in name for name, _ in summary.metrics())
+
+
+# A run with real Locust: t, users, rps, cpu%, desired, ready, pending, nodes, response_ms,
+# p50_ms, p95_ms, failures. Its first loaded sample comes before Locust has a p95; at 8 two
+# requests failed and there is no p95; at 10 there is none again, but nothing failed.
+LOCUST_TIMELINE = (
+    HEADER.rstrip("\n")
+    + """,p50_ms,p95_ms,failures
+0,0,0,0,1,1,0,1,,,,
+2,2,0,10,1,1,0,1,,,,0
+4,2,2.1,20,1,1,0,1,90,90,120,0
+6,4,4.2,40,1,1,0,1,95,95,1400,0
+8,4,4.5,60,2,1,0,1,,,,2
+10,4,4.4,50,2,2,0,1,,,,2
+12,4,4.6,50,2,2,0,1,90,90,300,2
+14,0,18.1,0,2,2,0,1,,,,2
+20,0,18.1,0,1,1,0,1,,,,2
+"""
+)
+
+
+@pytest.fixture
+def locust_rows(tmp_path):
+    path = tmp_path / "locust-timeline.csv"
+    path.write_text(LOCUST_TIMELINE)
+    return read_timeline(path)
+
+
+def test_a_row_with_users_but_no_p95_yet_is_unmeasured_not_over_the_slo(locust_rows):
+    """The first loaded sample precedes Locust's first p95: it used to count as 2 s over the
+    SLO in every run. Unmeasured unless requests failed in it or no replica was ready."""
+    summary = summarize(locust_rows, slo_ms=1000)
+    assert summary.unmeasured_seconds == 4  # the rows at 2 and 10, 2 s each
+    assert summary.slo_violation_seconds == 4  # 1400 ms at 6; at 8 failures rose 0 → 2
+    assert ("latency unmeasured for", "4 s") in summary.metrics()
+    assert summary.worst_p95_ms == 1400 and summary.failures == 2
+    # 4 users from 6; over at 8; 10 unmeasured; measured within the SLO at 12
+    assert summary.peak_users == 4 and summary.time_to_serve_peak_s == 6
+    locust_rows[5]["replicas_ready"] = 0  # at 10 nothing could answer: over, not unmeasured
+    summary = summarize(locust_rows, slo_ms=1000)
+    assert summary.unmeasured_seconds == 2 and summary.slo_violation_seconds == 6
+
+
+def test_a_stopped_locust_reads_0_requests_per_second():
+    """Locust's current_rps averages the seconds before its last request, so a master whose
+    users are gone kept reporting its last rate (18.1 req/s with 0 users for 270 s)."""
+    from tooling.loadgen.live_stats import parse_stats, without_held_rate
+    from tooling.runs.locust_load import sample_of
+
+    def reading(users: int, requests: int, rps: float) -> dict:
+        total = {"name": "Aggregated", "num_requests": requests, "num_failures": 0}
+        return {
+            "state": "running",
+            "user_count": users,
+            "current_rps": rps,
+            "stats": [total],
+            "current_response_time_percentiles": {},
+        }
+
+    running = parse_stats(reading(22, 5000, 18.1))
+    assert without_held_rate(running, None).rps == 18.1
+    later = parse_stats(reading(22, 5036, 18.1))
+    assert without_held_rate(later, running).rps == 18.1  # requests still completing
+    stopped = parse_stats(reading(0, 5036, 18.1))
+    assert sample_of(without_held_rate(stopped, later)).offered_rps == 0
+    stuck = parse_stats(reading(22, 5036, 18.1))  # users on, no request done since
+    assert without_held_rate(stuck, later).rps == 0
+
+
+def test_the_picture_draws_no_requests_without_users_and_no_failures_from_0_to_1(locust_rows):
+    from tooling.report.timeline_plot import plot_timeline
+
+    for row in locust_rows:
+        row["failures"] = None if row["failures"] is None else 0.0  # none failed
+    figure = plot_timeline(locust_rows, [], "locust", slo_ms=1000)
+    failed = next(ax for ax in figure.axes if ax.get_ylabel() == "failed requests (total)")
+    bottom, top = failed.get_ylim()
+    assert bottom == 0 and 1 <= top < 2  # whole requests (it ran 0 to 0.055)
+    rate = next(ax for ax in figure.axes if ax.get_ylabel() == "requests/s")
+    drawn = list(rate.get_lines()[0].get_ydata())
+    assert drawn[-2:] == [0, 0]  # the held 18.1 at 14 and 20, with no users, is not drawn

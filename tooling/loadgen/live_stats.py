@@ -7,6 +7,7 @@ a master in a cluster through the API server's service proxy — no Prometheus n
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import urllib.request
 from dataclasses import dataclass
@@ -60,6 +61,19 @@ def parse_stats(report: dict) -> LiveStats:
         requests=int(total.get("num_requests") or 0),
         failures=int(total.get("num_failures") or 0),
     )
+
+
+def without_held_rate(stats: LiveStats, previous: LiveStats | None) -> LiveStats:
+    """The reading with Locust's held rate dropped. Locust's `current_rps` averages the
+    seconds before its *last request*, not before now, so once requests stop (the shape has
+    ended and the users are gone, or nothing completes) it reports the last rate it saw for
+    as long as the master runs. No users, or no request completed since `previous` (the
+    reading before), is 0 req/s. (A count lower than before is a new test: not held.)"""
+    stopped = stats.users == 0
+    nothing_new = previous is not None and stats.requests == previous.requests
+    if (stopped or nothing_new) and stats.rps:
+        return dataclasses.replace(stats, rps=0.0)
+    return stats
 
 
 def read_from_url(web_url: str, timeout: float = 5.0) -> LiveStats:

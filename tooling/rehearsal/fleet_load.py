@@ -18,7 +18,7 @@ from pathlib import Path
 from tooling.fleet.endpoints import Fleet
 from tooling.fleet.server import fleet_server
 from tooling.fleet.usage import UsageWriter
-from tooling.loadgen.live_stats import LiveStats, read_from_url
+from tooling.loadgen.live_stats import LiveStats, read_from_url, without_held_rate
 from tooling.loadgen.run import seconds_of
 from tooling.rehearsal import locust_processes
 from tooling.runs.locust_load import LocustSettings, sample_of
@@ -76,6 +76,6 @@ class FleetLocustLoad:
 
     def read(self, web: str) -> None:
         try:
-            self.current = read_from_url(web, timeout=2)
+            self.current = without_held_rate(read_from_url(web, timeout=2), self.current)
         except (OSError, urllib.error.URLError):
             return  # not listening yet, or quitting after the run

@@ -7,8 +7,15 @@ and the latency exceeds the SLO (or nothing serves at all). The latency is p95_m
 Locust measured it, else response_ms (the rehearsal's load model); "worst p95" is its largest
 sample while users are on (Locust's p95 is over its last few seconds). "peak served" = from
 the first sample at the run's most users to the sample from which, at that many users, the
-latency stays within the SLO (0: it always was; never: not before the peak ended).
-failures = the largest cumulative failure count Locust reported (none with the load model).
+latency is measured within the SLO and stays so (0: it always was; never: not before the
+peak ended). failures = the largest cumulative failure count Locust reported (none with the
+load model).
+
+A row with users but no p95 from Locust (its first sample, taken before Locust has reported
+one; or a window with no answer) is *unmeasured*: not over the SLO, and "latency unmeasured"
+= Σ Δt of such rows, unless requests failed in it (the failure count rose) or nothing could
+answer (no replica ready); those count as over the SLO. With the load model a missing
+response time means no replica serves: over the SLO.
 
 Rows sampled while the API server did not answer have blank cluster columns: they count as
 "API server unreachable" seconds, and the sums hold the last value read before the gap.
@@ -48,6 +55,7 @@ class TimelineSummary:
     node_autoscaler: str | None = None  # what scaled the nodes (from run.json); None: unknown
     api_unreachable_seconds: float = 0.0
     hpa_blind_seconds: float = 0.0
+    unmeasured_seconds: float = 0.0  # users on, no latency measured (and nothing failed)
 
     def metrics(self) -> list[tuple[str, str]]:
         """(name, value as text) pairs: what `lines`, `markdown` and `compare` show."""
@@ -69,6 +77,7 @@ class TimelineSummary:
             ("node-minutes", f"{self.node_minutes:.1f}"),
             ("pods pending for", f"{self.pending_seconds:.0f} s"),
             (f"over the {self.slo_ms:.0f} ms SLO for", f"{self.slo_violation_seconds:.0f} s"),
+            ("latency unmeasured for", f"{self.unmeasured_seconds:.0f} s"),
             ("worst p95", "-" if self.worst_p95_ms is None else f"{self.worst_p95_ms:.0f} ms"),
             (
                 "peak served",
@@ -114,6 +123,18 @@ def first_time_since(
     return next(
         (row["t_seconds"] for row in rows if row["t_seconds"] >= since and condition(row)), None
     )
+
+
+def failures_rose(rows: list[dict[str, float | None]]) -> list[bool]:
+    """Per row: did Locust's cumulative failure count rise at it (above the last count seen,
+    0 before the first)?"""
+    rose, seen = [], 0.0
+    for row in rows:
+        count = row.get("failures")
+        rose.append(count is not None and count > seen)
+        if count is not None:
+            seen = max(seen, count)
+    return rose
 
 
 def largest_failure_count(rows: list[dict[str, float | None]]) -> int | None:
@@ -176,15 +197,26 @@ def summarize(
     def latency(row: dict[str, float | None]) -> float | None:
         return row.get("p95_ms") if measured_p95 else row.get("response_ms")
 
-    def violates(row: dict[str, float | None]) -> bool:
-        if (row["users"] or 0) <= 0:
+    failed = failures_rose(rows)
+
+    def unmeasured(index: int, row: dict[str, float | None]) -> bool:
+        """Users on, no p95 from Locust yet, and no sign that nothing answered."""
+        if (row["users"] or 0) <= 0 or latency(row) is not None or not measured_p95:
+            return False
+        return not failed[index] and (row["replicas_ready"] or 0) > 0
+
+    missing = [unmeasured(index, row) for index, row in enumerate(rows)]
+
+    def violates(index: int, row: dict[str, float | None]) -> bool:
+        if (row["users"] or 0) <= 0 or missing[index]:
             return False
         return latency(row) is None or latency(row) > slo_ms
 
+    over = [violates(index, row) for index, row in enumerate(rows)]
     peak = max((row["users"] or 0) for row in rows)
-    at_peak = [row for row in rows if peak > 0 and (row["users"] or 0) == peak]
-    last_over = max((i for i, row in enumerate(at_peak) if violates(row)), default=-1)
-    served = at_peak[last_over + 1] if last_over + 1 < len(at_peak) else None
+    at_peak = [i for i, row in enumerate(rows) if peak > 0 and (row["users"] or 0) == peak]
+    last_over = max((n for n, i in enumerate(at_peak) if over[i]), default=-1)
+    served = next((rows[i] for i in at_peak[last_over + 1 :] if not missing[i]), None)
     latencies = [
         value for row in rows if (row["users"] or 0) > 0 and (value := latency(row)) is not None
     ]
@@ -205,14 +237,15 @@ def summarize(
         replica_minutes=over_time(lambda row: row["replicas_ready"]) / 60,
         node_minutes=over_time(lambda row: row["nodes_ready"]) / 60,
         pending_seconds=over_time(lambda row: 1.0 if row["pods_pending"] else 0.0),
-        slo_violation_seconds=over_time(lambda row: 1.0 if violates(row) else 0.0),
+        slo_violation_seconds=seconds_while(over),
         slo_ms=slo_ms,
         worst_p95_ms=max(latencies) if latencies else None,
         time_to_serve_peak_s=(
-            None if served is None else served["t_seconds"] - at_peak[0]["t_seconds"]
+            None if served is None else served["t_seconds"] - rows[at_peak[0]]["t_seconds"]
         ),
         peak_users=int(peak),
         failures=largest_failure_count(rows),
         api_unreachable_seconds=seconds_while(unreachable),
         hpa_blind_seconds=seconds_while(blind),
+        unmeasured_seconds=seconds_while(missing),
     )

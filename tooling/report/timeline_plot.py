@@ -40,6 +40,15 @@ def column(rows: Rows, name: str) -> list[float]:
     return [float("nan") if row.get(name) is None else float(row[name]) for row in rows]
 
 
+def requests_per_second(rows: Rows) -> list[float]:
+    """offered_rps, 0 while no users are on: a stopped Locust's last rate was recorded in
+    timelines made before the readers dropped it (tooling.loadgen.live_stats)."""
+    return [
+        0.0 if row.get("users") == 0 else value
+        for row, value in zip(rows, column(rows, "offered_rps"), strict=True)
+    ]
+
+
 def latency_series(rows: Rows) -> tuple[str, list[float]]:
     """p95 where real Locust measured it, else the load model's response time."""
     if any(row.get("p95_ms") is not None for row in rows):
@@ -103,7 +112,7 @@ def plot_timeline(
     load.step(t, column(rows, "users"), where="post", label="users", color="tab:blue")
     load.set_ylabel("users")
     rate = load.twinx()
-    rate.plot(t, column(rows, "offered_rps"), label="requests/s", color="tab:orange")
+    rate.plot(t, requests_per_second(rows), label="requests/s", color="tab:orange")
     rate.set_ylabel("requests/s")
 
     name, values = latency_series(rows)
@@ -119,7 +128,9 @@ def plot_timeline(
             t, column(rows, "failures"), where="post", label="failed requests", color="tab:red"
         )
         failed.set_ylabel("failed requests (total)")
-        failed.set_ylim(bottom=0)
+        # whole requests from 0, at least to 1: with none failed, autoscaling drew 0 to 0.055
+        counts = [value for value in column(rows, "failures") if value >= 0]  # NaN: blank
+        failed.set_ylim(0, max(1.0, *counts) * 1.05)
         failed.yaxis.set_major_locator(MaxNLocator(integer=True))
         handles += failed.get_legend_handles_labels()[0]
     latency.legend(handles=handles, loc="upper left", fontsize="small")

@@ -20,7 +20,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tooling import releases
-from tooling.loadgen.live_stats import LiveStats, read_through_service_proxy
+from tooling.loadgen.live_stats import LiveStats, read_through_service_proxy, without_held_rate
 from tooling.loadgen.run import seconds_of
 from tooling.names import LOAD_RELEASE, MASTER_NAME, MASTER_SELECTOR, REST_PORT
 from tooling.runs.story import StoryContext
@@ -80,12 +80,15 @@ class LocustWatch:
     core: client.CoreV1Api
     namespace: str
     finished: threading.Event = field(default_factory=threading.Event)
+    previous: LiveStats | None = None
 
     def latest(self) -> LoadSample:
         try:
-            return sample_of(read_through_service_proxy(self.core, self.namespace, MASTER_NAME))
+            stats = read_through_service_proxy(self.core, self.namespace, MASTER_NAME)
         except (ApiException, urllib3.exceptions.HTTPError):
             return LoadSample()
+        self.previous = without_held_rate(stats, self.previous)
+        return sample_of(self.previous)
 
     def run(self, stop: threading.Event) -> None:
         stop.wait()
@@ -126,7 +129,7 @@ class LocustLoad:
                 self.current = None
                 self.finished.set()
             return
-        self.current = stats
+        self.current = without_held_rate(stats, self.current)
         if stats.running:
             self.seen_running = True
         elif self.seen_running:
