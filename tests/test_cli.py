@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from tooling import cli
+from tooling.errors import UserError
 
 
 def test_unknown_profile_lists_the_known_ones(capsys):
@@ -64,3 +69,132 @@ def test_an_unreachable_cluster_is_one_line_saying_what_to_do(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert f"the cluster in {kubeconfig} does not answer" in err and "cluster create" in err
+
+
+@pytest.fixture
+def nothing_can_start(tmp_path, monkeypatch):
+    """kwokctl's folder in tmp_path, and no rehearsal binaries: a check that came too late
+    would end in "binaries missing", never in a real cluster."""
+    monkeypatch.setenv("KWOK_WORKDIR", str(tmp_path / "kwok"))
+    monkeypatch.setenv("RESNET_SERVING_TOOLS", str(tmp_path / "no-tools"))
+    return tmp_path / "kwok"
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_a_values_file_that_is_missing_or_not_a_mapping_is_refused_before_anything_starts(
+    tmp_path, nothing_can_start, capsys
+):
+    """`rehearse --values /nonexistent/values.yaml` started a whole cluster, then ended in a
+    FileNotFoundError traceback."""
+    listed, broken = tmp_path / "list.yaml", tmp_path / "broken.yaml"
+    listed.write_text("- replicas: 2\n")
+    broken.write_text("autoscaling: [minReplicas\n")
+    run_dir = tmp_path / "run"
+    for argv, said in (
+        (["rehearse", "--values", "/nonexistent/values.yaml"], "--values /nonexistent/values"),
+        (["up", "--values", str(listed)], "holds a list, not a mapping of chart keys"),
+        (["rehearse", "--values", str(broken)], "not readable as YAML (line 2, column 1"),
+        (["tune", "--base-values", "/nonexistent.yaml"], "--base-values /nonexistent.yaml"),
+    ):
+        assert cli.run([*argv, "--report", str(run_dir)]) == 2
+        assert said in one_error_line(capsys)
+    assert not (nothing_can_start / "clusters").exists() and not run_dir.exists()
+
+
+def test_load_run_refuses_a_host_that_is_not_an_address(tmp_path, capsys):
+    """`load run --host not-a-url` started Locust, which failed every request."""
+    report = tmp_path / "report"
+    for host, protocol in (("not-a-url", "rest"), ("127.0.0.1:8501", "rest"), ("h", "grpc")):
+        argv = ["load", "run", "--host", host, "--protocol", protocol, "--report", str(report)]
+        assert cli.run(argv) == 2
+        err = one_error_line(capsys)
+        assert f"--host {host!r}" in err and "http://HOST[:PORT]" in err
+    assert not report.exists()  # Locust's report folder is made first thing when it starts
+
+
+def test_the_other_inputs_of_a_run_are_checked_before_it_starts(
+    tmp_path, nothing_can_start, capsys
+):
+    run_dir = tmp_path / "run"
+    for argv, said in (
+        (["rehearse", "--min-nodes", "3", "--max-nodes", "2"], "--max-nodes 2"),
+        (["up", "--min-nodes", "-1"], "--min-nodes -1"),
+        (["tune", "--max-nodes", "0"], "--max-nodes 0"),
+        (["rehearse", "--step-seconds", "0"], "--step-seconds 0: give a number of seconds"),
+        (["up", "--provider", "kind", "--shape", "wave"], "--shape wave: unknown load shape"),
+        (["tune", "--shape", f"file:{tmp_path / 'none.csv'}"], "--shape file:"),
+        (["load", "run", "--host", "http://x", "--users", "0"], "--users 0: give 1 or more"),
+    ):
+        assert cli.run([*argv, "--report", str(run_dir)]) == 2
+        assert said in one_error_line(capsys)
+    assert not (nothing_can_start / "clusters").exists() and not run_dir.exists()
+
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from tooling.rehearsal.cluster import owned
+with owned(sys.argv[1], Path(sys.argv[2])):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_second_run_under_a_name_in_use_is_refused_before_it_starts_anything(
+    tmp_path, nothing_can_start, capsys
+):
+    """Two runs with one name shared pid files: the second's teardown stopped the first's
+    processes. The name is held (a lock) for a run's life, and taken before anything starts."""
+    from tooling.rehearsal.cluster import owned
+
+    first = subprocess.Popen(
+        [sys.executable, "-c", HOLD, "busy", str(tmp_path / "first")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "KWOK_WORKDIR": str(nothing_can_start)},
+    )
+    try:
+        assert first.stdout.readline() == "held\n"
+        second = tmp_path / "second"
+        for argv in (
+            ["rehearse", "--name", "busy", "--report", str(second)],
+            ["up", "--name", "busy", "--report", str(second)],
+            ["cluster", "delete", "--name", "busy"],
+        ):
+            assert cli.run(argv) == 2
+            err = one_error_line(capsys)
+            assert "cluster busy is in use by another run" in err and "--name busy-2" in err
+            assert f"pid {first.pid}" in err
+        assert not (nothing_can_start / "clusters").exists() and not second.exists()
+    finally:
+        first.kill()
+        first.wait()
+    with owned("busy", tmp_path / "third"):  # the lock ended with its process: no stale lock
+        pass
+
+
+def test_a_failed_run_keeps_the_logs_its_error_names(tmp_path, nothing_can_start):
+    """The error named ~/.kwok/clusters/NAME/logs/cluster-autoscaler.log, which the teardown
+    had already deleted: the logs are copied into the run directory first, and the error
+    names the copy."""
+    from tooling.rehearsal import components
+    from tooling.rehearsal.cluster import delete_cluster, owned
+
+    log = components.log_file("mine", "cluster-autoscaler")
+    log.parent.mkdir(parents=True)
+    log.write_text("I1201 Cleaned up, exiting\n")
+    (log.parent / "kube-apiserver.log").write_text("serving\n")
+    run_dir = tmp_path / "run"
+    with pytest.raises(UserError) as raised, owned("mine", run_dir):
+        try:
+            raise UserError(f"cluster-autoscaler exited (Cleaned up, exiting); its log: {log}")
+        finally:
+            delete_cluster("mine")  # the run's teardown
+    assert str(raised.value).endswith(f"its log: {run_dir / 'logs' / 'cluster-autoscaler.log'}")
+    assert (run_dir / "logs" / "cluster-autoscaler.log").read_text() == log.read_text()
+    assert (run_dir / "logs" / "kube-apiserver.log").is_file()

@@ -53,10 +53,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     Ctrl-C is one line and exit 130, after the verb's own clean-up; anything else is a bug
     and keeps its traceback."""
     try:
-        args, unknown = build_parser().parse_known_args(argv)
-    except SystemExit as stop:  # argparse has printed the usage and the error (or --help)
-        return int(stop.code or 0)
-    try:
+        try:  # a flag's type check may raise a UserError too (tooling.commands.inputs)
+            args, unknown = build_parser().parse_known_args(argv)
+        except SystemExit as stop:  # argparse has printed the usage and the error (or --help)
+            return int(stop.code or 0)
         if unknown:
             hint = getattr(args, "unknown_hint", f"see `resnet-serving {args.verb} --help`")
             raise UserError(f"{args.verb}: unknown option(s) {' '.join(unknown)}: {hint}")

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from tooling.console import say
@@ -114,6 +115,20 @@ def rehearsal_spec(args: argparse.Namespace, kubeconfig: Path, **named: str) -> 
     )
 
 
+def owned_rehearsal(
+    provider_name: str, name: str, run_dir: Path | None = None
+) -> contextlib.AbstractContextManager[None]:
+    """A rehearsal cluster held by this process for the verb's life (a run under a name in
+    use is refused before anything starts; tooling.rehearsal.cluster.owned); other providers'
+    clusters are not held."""
+    if provider_name != "rehearsal":
+        return contextlib.nullcontext()
+    from tooling.rehearsal.cluster import owned
+    from tooling.rehearsal.rehearse import RehearsalClusterSpec
+
+    return owned(name or RehearsalClusterSpec.name, run_dir)
+
+
 def register(verbs: argparse._SubParsersAction) -> None:
     parser = verbs.add_parser("cluster", help="create or delete a cluster", description=__doc__)
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -128,7 +143,9 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
 
 def handle_create(args: argparse.Namespace) -> int:
-    kubeconfig = provider(args.provider).create(cluster_spec(args), say)
+    cluster = cluster_spec(args)
+    with owned_rehearsal(args.provider, args.name):
+        kubeconfig = provider(args.provider).create(cluster, say)
     say(f"cluster: export KUBECONFIG={kubeconfig.resolve()}")
     say(f"cluster: delete it with `resnet-serving cluster delete --provider {args.provider} ...`")
     print(kubeconfig.resolve())
@@ -141,5 +158,7 @@ def handle_credentials(args: argparse.Namespace) -> int:
 
 
 def handle_delete(args: argparse.Namespace) -> int:
-    provider(args.provider).delete(cluster_spec(args), say)
+    cluster = cluster_spec(args)
+    with owned_rehearsal(args.provider, args.name):  # not from under a running run
+        provider(args.provider).delete(cluster, say)
     return 0

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tooling.commands.inputs import check_host
 from tooling.errors import UserError
 from tooling.loadgen.load_shapes import SHAPE_NAMES
 
@@ -40,6 +41,13 @@ def handle_run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise UserError("--workers must be at least 1")
+    check_host(args.host, args.protocol)
+    if args.users < 1:
+        raise UserError(f"--users {args.users}: give 1 or more")
+    if args.spawn_rate <= 0:
+        raise UserError(
+            f"--spawn-rate {args.spawn_rate:g}: give a number of users per second above 0"
+        )
     shape = None if args.shape == "none" else args.shape
     if shape:
         try:

@@ -11,6 +11,7 @@ import argparse
 from tooling.commands.cluster import (
     add_pool_arguments,
     add_rehearsal_arguments,
+    owned_rehearsal,
     rehearsal_spec,
 )
 from tooling.commands.up import add_run_arguments, run_spec
@@ -39,7 +40,8 @@ def handle(args: argparse.Namespace) -> int:
 
     run = run_spec(args, "rehearsal-%Y%m%d-%H%M%S", down=not args.keep)
     cluster = rehearsal_spec(args, run.run_dir / "kubeconfig", name=args.name)
-    result = up(provider("rehearsal"), cluster, run, say)
+    with owned_rehearsal("rehearsal", args.name, run.run_dir):  # before anything starts
+        result = up(provider("rehearsal"), cluster, run, say)
     print(result.timeline)
     if args.keep:
         say(f"rehearse: {args.name} runs on: export KUBECONFIG={cluster.kubeconfig.resolve()}")

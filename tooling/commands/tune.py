@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from tooling.commands.cluster import add_pool_arguments, add_rehearsal_arguments
+from tooling.commands.inputs import check_load, values_file, values_file_type
 from tooling.commands.up import add_load_arguments
 from tooling.console import say
 from tooling.runs.story import LAB_VALUES
@@ -25,7 +26,11 @@ def register(verbs: argparse._SubParsersAction) -> None:
         "tune", help="the rehearsal over several configurations, compared", description=__doc__
     )
     parser.add_argument(
-        "--values", type=Path, action="append", default=[], help="a configuration's values file"
+        "--values",
+        type=values_file,
+        action="append",
+        default=[],
+        help="a configuration's values file",
     )
     parser.add_argument(
         "--grid",
@@ -36,7 +41,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--base-values",
-        type=Path,
+        type=values_file_type("--base-values"),
         action="append",
         help="values under every grid point (default: the lab's, ci/lab-values.yaml)",
     )
@@ -73,6 +78,14 @@ def handle(args: argparse.Namespace) -> int:
 
     if args.parallel < 1:
         raise UserError(f"--parallel {args.parallel}: give 1 or more")
+    # what every configuration's `rehearse` will check, checked once before any starts
+    from tooling.loadgen.load_shapes import load_variables
+    from tooling.rehearsal.node_autoscalers import NodePool
+    from tooling.runs.run_spec import LoadSpec
+
+    NodePool(args.min_nodes, args.max_nodes, args.autoscaling_profile)
+    variables = load_variables(os.environ)
+    check_load(LoadSpec(args.shape, args.step_seconds, source=args.load, variables=variables))
     out_dir = args.report or Path("runs") / time.strftime("tune-%Y%m%d-%H%M%S")
     base = tuple(args.base_values or (LAB_VALUES,))
     found = configurations(

@@ -16,7 +16,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from tooling.commands.cluster import add_cluster_arguments, cluster_spec
+from tooling.commands.cluster import add_cluster_arguments, cluster_spec, owned_rehearsal
+from tooling.commands.inputs import check_load, values_file
 from tooling.console import say
 from tooling.loadgen.load_shapes import (
     SHAPE_FIELDS,
@@ -34,7 +35,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, default_report: str) -> N
     """What runs on the cluster: values, the load, and where the run directory goes."""
     parser.add_argument(
         "--values",
-        type=Path,
+        type=values_file,
         action="append",
         help="resnet-serving values file(s) (default: the lab's, ci/lab-values.yaml)",
     )
@@ -88,7 +89,8 @@ def load_variables_help() -> str:
 
 
 def run_spec(args: argparse.Namespace, default_report: str, down: bool) -> RunSpec:
-    return RunSpec(
+    """The run the flags describe, every input checked (nothing has started yet)."""
+    run = RunSpec(
         run_dir=args.report or Path("runs") / time.strftime(default_report),
         load=LoadSpec(
             args.shape,
@@ -101,6 +103,8 @@ def run_spec(args: argparse.Namespace, default_report: str, down: bool) -> RunSp
         model_uri=getattr(args, "model_uri", ""),
         down=down,
     )
+    check_load(run.load)
+    return run
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -140,7 +144,8 @@ def handle_up(args: argparse.Namespace) -> int:
             raise UserError("--dry-run describes GKE resources; use it with --provider gke")
         print("\n".join(chosen.plan(cluster, run)))
         return 0
-    result = up(chosen, cluster, run, say)
+    with owned_rehearsal(args.provider, args.name, run.run_dir):
+        result = up(chosen, cluster, run, say)
     print(result.timeline)
     return 0 if result.scaled_in else 1
 
@@ -158,4 +163,6 @@ def handle_down(args: argparse.Namespace) -> int:
         return input(question).strip().lower() in ("y", "yes")
 
     run = RunSpec(Path("runs"), model_uri=args.model_uri)
-    return 0 if down(provider(args.provider), cluster_spec(args), run, say, confirm) else 1
+    cluster = cluster_spec(args)
+    with owned_rehearsal(args.provider, args.name):  # not from under a running run
+        return 0 if down(provider(args.provider), cluster, run, say, confirm) else 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -50,6 +51,73 @@ E2_STANDARD_4 = {
 class RehearsalCluster:
     name: str
     kubeconfig: Path
+
+
+# The clusters this process owns (`owned`), each with the run directory its logs go to.
+OWNED: dict[str, Path | None] = {}
+
+
+def owner_lock(name: str) -> Path:
+    """The file a run holds locked while it owns the cluster NAME: beside kwokctl's clusters
+    rather than in the cluster's folder, which kwokctl creates and deletes."""
+    return components.kwok_workdir() / "owners" / f"{name}.lock"
+
+
+@contextlib.contextmanager
+def owned(name: str, run_dir: Path | None = None) -> Iterator[None]:
+    """This process owns the rehearsal cluster NAME until the block ends: another run under
+    that name is refused at once, in one line, before it starts anything (two runs with one
+    name share pid files, and one's teardown stops the other's processes). The hold is an
+    exclusive flock, so it ends with its process: no stale lock outlives a killed run. With
+    `run_dir`, the cluster's logs are copied there before the cluster is deleted, and an error
+    naming a log names the copy."""
+    if name in OWNED:  # already ours (a verb that creates, then deletes)
+        yield
+        return
+    lock = owner_lock(name)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = one_line(handle.read(), 200) or "another process"
+            raise UserError(
+                f"the rehearsal cluster {name} is in use by another run ({holder}): wait for "
+                f"it to end, or give this one a name of its own, e.g. --name {name}-2"
+            ) from None
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()}, run directory {run_dir or '-'}\n")
+        handle.flush()
+        OWNED[name] = run_dir
+        try:
+            yield
+        except UserError as error:
+            moved = pointing_at_kept_logs(error, name, run_dir)
+            if moved is error:
+                raise
+            raise moved from error
+        finally:
+            del OWNED[name]
+
+
+def pointing_at_kept_logs(error: UserError, name: str, run_dir: Path | None) -> UserError:
+    """The error with the cluster's log folder replaced by the run directory's copy of it
+    (the error unchanged when no copy was made)."""
+    logs = components.cluster_workdir(name) / "logs"
+    if run_dir is None or not (run_dir / "logs").is_dir() or str(logs) not in str(error):
+        return error
+    return UserError(str(error).replace(str(logs), str(run_dir / "logs")))
+
+
+def keep_logs(name: str) -> Path | None:
+    """The cluster's logs (kwokctl's components' and the rehearsal's own) copied into the
+    owning run's directory, RUN_DIR/logs, before they are deleted with the cluster."""
+    run_dir, logs = OWNED.get(name), components.cluster_workdir(name) / "logs"
+    if run_dir is None or not logs.is_dir():
+        return None
+    shutil.copytree(logs, run_dir / "logs", dirs_exist_ok=True)
+    return run_dir / "logs"
 
 
 def kwokctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -165,10 +233,12 @@ def create_cluster(
         say(f"rehearsal: starting the control plane ({name}, profile {profile.name}) …")
         result = kwokctl(*args, check=False)
     if result.returncode != 0:
+        kept = keep_logs(name)
         kwokctl("delete", "cluster", f"--name={name}", check=False)
+        logs = f"; its logs: {kept}" if kept else ""
         raise UserError(
             f"kwokctl could not start the cluster {name}: {one_line(result.stderr)} "
-            "(a stale cluster of that name? `resnet-serving cluster delete --name NAME`)"
+            f"(a stale cluster of that name? `resnet-serving cluster delete --name NAME`){logs}"
         )
     return RehearsalCluster(name, kubeconfig)
 
@@ -203,9 +273,11 @@ class ControlPlaneSupervisor:
 
 
 def delete_cluster(name: str) -> None:
-    """Stops every component process and removes the cluster's files (no kwokctl: no cluster)."""
+    """Stops every component process and removes the cluster's files (no kwokctl: no cluster);
+    a run that owns the cluster keeps its logs (`keep_logs`)."""
     for component in EXTRA_COMPONENTS:
         components.stop(name, component)
+    keep_logs(name)
     if "kwokctl" not in missing_binaries():
         kwokctl("delete", "cluster", f"--name={name}", check=False)
 
