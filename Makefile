@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: setup setup-rehearsal test lint demo proof capacity bench clean
+.PHONY: setup setup-rehearsal test test-fast check lint demo proof capacity bench clean
 
 setup:  ## Python environment and pinned tools (a quick no-op when present)
 	@bash hack/setup.sh
@@ -20,6 +20,11 @@ docs:  ## the charts' README.md from README.md.gotmpl and values.yaml (helm-docs
 
 test: setup-rehearsal lint  ## the default suite: lint, charts, model, serving, load, rehearsal e2e
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+test-fast: setup lint  ## the fast tier (under 3 min): lint and every test not marked slow (no cluster, server, Locust or TensorFlow)
+	.venv/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+check: test-fast  ## the same as test-fast
 
 demo: setup-rehearsal  ## the main job: the local rehearsal (fast profile); see `resnet-serving rehearse --help`
 	.venv/bin/resnet-serving rehearse

@@ -1,9 +1,16 @@
-"""Shared fixtures: the pinned helm binaries and cached chart renders."""
+"""Shared fixtures: the pinned helm binaries, cached chart renders, the exported model and its
+server, and one bare rehearsal cluster; and the marks that split the suite into tiers.
+
+Tiers: a test that starts a cluster, a server, Locust or TensorFlow is `slow` (`make
+test-fast` leaves it out, `make test` runs everything). Tests are marked here by the fixtures
+they use (below), and modules that start such things themselves carry their own marks."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,6 +110,58 @@ def local_server(exported_model, tmp_path_factory) -> Iterator[process.LocalServ
         yield server
 
 
+SLOW_FIXTURES = frozenset({"exported_model", "local_server", "shared_cluster"})
+REHEARSAL_FIXTURES = frozenset({"shared_cluster"})
+FAST_LIMIT_SECONDS = 10.0  # a test in the fast tier taking longer is named at the end
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks each test by what it uses: the shared cluster makes it `rehearsal`; that, `e2e`,
+    the exported model or its server make it `slow`. The modules on the shared cluster run one
+    after another, so the cluster lives only while they run (see `shared_cluster`)."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & REHEARSAL_FIXTURES:
+            item.add_marker(pytest.mark.rehearsal)
+        if (
+            used & SLOW_FIXTURES
+            or any(item.iter_markers("rehearsal"))
+            or any(item.iter_markers("e2e"))
+        ):
+            item.add_marker(pytest.mark.slow)
+    on_cluster = [item for item in items if "shared_cluster" in getattr(item, "fixturenames", ())]
+    if on_cluster:
+        first = items.index(on_cluster[0])
+        users = set(on_cluster)
+        rest = [item for item in items if item not in users]
+        items[:] = rest[:first] + on_cluster + rest[first:]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The tests that will run on the shared cluster (after `-m` and `-k` chose)."""
+    _SHARED_CLUSTER_USERS.update(
+        item.nodeid for item in session.items if "shared_cluster" in item.fixturenames
+    )
+
+
+FAST_TIER_OVERRUNS: list[tuple[str, float]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    slow = "slow" in report.keywords
+    if report.when == "call" and report.duration > FAST_LIMIT_SECONDS and not slow:
+        FAST_TIER_OVERRUNS.append((report.nodeid, report.duration))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Names the unmarked tests that took long, so the fast tier stays fast."""
+    if FAST_TIER_OVERRUNS:
+        terminalreporter.section(f"fast tier: unmarked tests over {FAST_LIMIT_SECONDS:.0f} s")
+        for nodeid, seconds in FAST_TIER_OVERRUNS:
+            terminalreporter.write_line(f"{seconds:6.1f} s  {nodeid}  (mark it slow?)")
+
+
 @contextlib.contextmanager
 def bare_rehearsal_cluster(
     name: str, folder: Path, namespace: str
@@ -131,3 +190,63 @@ def bare_rehearsal_cluster(
         yield cluster.kubeconfig, api
     finally:
         delete_cluster(name)
+
+
+_SHARED_CLUSTER_USERS: set[str] = set()  # node ids of the tests still to run on it
+_SHARED_CLUSTER = contextlib.ExitStack()
+
+
+@pytest.fixture(scope="session")
+def shared_cluster(tmp_path_factory) -> Iterator[tuple[Path, object]]:
+    """One bare rehearsal control plane (fast profile, no node) for the modules that need only
+    an API server, pytest-helm-charts style: each works in its own namespace
+    (`namespace_in`) and deletes the nodes it adds. Deleted after the last test using it.
+    Yields its kubeconfig and an API client."""
+    from tooling.rehearsal.cluster import missing_binaries
+
+    missing = missing_binaries()
+    if missing:
+        pytest.skip(
+            f"rehearsal binaries missing ({', '.join(missing)}): run `make setup-rehearsal`"
+        )
+    folder = tmp_path_factory.mktemp("shared-cluster")
+    name = f"shared-{os.getpid()}"
+    yield _SHARED_CLUSTER.enter_context(bare_rehearsal_cluster(name, folder, "default"))
+    _SHARED_CLUSTER.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    yield  # the test's own fixtures (a module's namespace among them) are torn down first
+    _SHARED_CLUSTER_USERS.discard(item.nodeid)
+    if not _SHARED_CLUSTER_USERS:
+        _SHARED_CLUSTER.close()  # a no-op unless the cluster is up
+
+
+@contextlib.contextmanager
+def namespace_in(api: object, name: str, restricted: bool = True) -> Iterator[str]:
+    """Namespace `name` in a cluster (Pod Security *restricted* enforced unless not
+    `restricted`), once it has the default ServiceAccount pods need; afterwards deleted, and
+    waited for until it is gone, so that a later module may make it again."""
+    from kubernetes import client
+
+    from tooling.runs.story import ensure_app_namespace, wait_for
+
+    core = client.CoreV1Api(api)
+    if restricted:
+        ensure_app_namespace(core, name)
+    else:
+        core.create_namespace({"metadata": {"name": name}})
+    try:
+        wait_for(
+            lambda: bool(core.list_namespaced_service_account(name).items),
+            60,
+            f"the default ServiceAccount of {name}",
+        )
+        yield name
+    finally:
+        core.delete_namespace(name)
+        deadline = time.monotonic() + 120
+        while name in {item.metadata.name for item in core.list_namespace().items}:
+            assert time.monotonic() < deadline, f"namespace {name} still there after 120 s"
+            time.sleep(0.5)

@@ -43,7 +43,7 @@ from tooling.runs.story import StorySpec, run_story
 E2E_KUBECONFIG = "RESNET_SERVING_E2E_KUBECONFIG"
 E2E_PROVIDER = "RESNET_SERVING_E2E_PROVIDER"
 E2E_MODEL_URI = "RESNET_SERVING_E2E_MODEL_URI"
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.rehearsal]
 
 
 @pytest.fixture(scope="module", params=["rehearsal", "existing"])

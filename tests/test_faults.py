@@ -25,10 +25,13 @@ from tooling.runs.run_spec import LoadSpec, RunSpec
 from tooling.runs.story import StorySpec, run_story
 
 MISSING = missing_binaries()
-pytestmark = pytest.mark.skipif(
-    bool(MISSING),
-    reason=f"rehearsal binaries missing ({', '.join(MISSING)}): run `make setup-rehearsal`",
-)
+pytestmark = [
+    pytest.mark.rehearsal,
+    pytest.mark.skipif(
+        bool(MISSING),
+        reason=f"rehearsal binaries missing ({', '.join(MISSING)}): run `make setup-rehearsal`",
+    ),
+]
 LOAD = LoadSpec("step", variables={"STEP_USERS": "4", "STEP_SECONDS": "10", "STEPS": "12"})
 # 4 → 48 users over 120 s
 API_FREEZE = (15.0, 20.0)  # (seconds into the load, for how long)

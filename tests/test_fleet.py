@@ -183,6 +183,7 @@ def test_a_request_in_flight_when_its_replica_is_killed_sees_a_reset():
     assert fleet.killed_requests == 1 and "pod-a" not in fleet.replicas
 
 
+@pytest.mark.slow  # real Locust
 def test_locust_counts_a_reset_connection_as_a_failure(tmp_path):
     """The locustfile's REST user, under real Locust: requests whose replica is killed fail
     (they used to crash the task and vanish from the stats)."""

@@ -16,6 +16,8 @@ import pytest
 
 from tooling.fleet.fidelity import compare_with_load_model, compare_with_serve_local
 
+pytestmark = pytest.mark.slow  # the real server and real Locust, for a minute and more
+
 
 def test_one_simulated_replica_answers_like_the_real_server(exported_model):
     sides = compare_with_serve_local(exported_model, seconds=20)

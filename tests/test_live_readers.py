@@ -31,10 +31,13 @@ from tooling.runs.server_metrics import read_server_counters
 from tooling.runs.story import wait_for
 
 MISSING = missing_binaries()
-pytestmark = pytest.mark.skipif(
-    bool(MISSING),
-    reason=f"rehearsal binaries missing ({', '.join(MISSING)}): run `make setup-rehearsal`",
-)
+pytestmark = [
+    pytest.mark.rehearsal,
+    pytest.mark.skipif(
+        bool(MISSING),
+        reason=f"rehearsal binaries missing ({', '.join(MISSING)}): run `make setup-rehearsal`",
+    ),
+]
 NAMESPACE = "default"
 PHOTO = Path(__file__).parents[1] / "tooling" / "data" / "images" / "chelsea.jpg"
 

@@ -26,6 +26,7 @@ from tensorflow_serving.apis import (
 from tooling import paths
 from tooling.model.signatures import TOP_K
 
+pytestmark = pytest.mark.slow  # TensorFlow and the model server
 PHOTOS = sorted(paths.IMAGES_DIR.glob("*.jpg"))
 MODEL = "image_classifier"
 

@@ -22,6 +22,7 @@ from tooling.model.package import package, version_dirs
 from tooling.model.signatures import SIGNATURE_INPUTS, TOP_K
 from tooling.model.warmup import read_warmup_requests
 
+pytestmark = pytest.mark.slow  # TensorFlow
 PHOTOS = sorted(paths.IMAGES_DIR.glob("*.jpg"))
 
 

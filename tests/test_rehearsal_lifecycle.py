@@ -23,10 +23,13 @@ from tooling.rehearsal import components
 from tooling.rehearsal.cluster import missing_binaries
 
 MISSING = missing_binaries()
-pytestmark = pytest.mark.skipif(
-    bool(MISSING),
-    reason=f"rehearsal binaries missing ({', '.join(MISSING)}): run `make setup-rehearsal`",
-)
+pytestmark = [
+    pytest.mark.rehearsal,
+    pytest.mark.skipif(
+        bool(MISSING),
+        reason=f"rehearsal binaries missing ({', '.join(MISSING)}): run `make setup-rehearsal`",
+    ),
+]
 CLI = [sys.executable, "-m", "tooling.cli"]
 
 

@@ -29,10 +29,13 @@ from tooling.rehearsal.rehearse import REHEARSAL_MODEL_URI
 from tooling.runs.story import LAB_VALUES, wait_for
 
 MISSING = missing_binaries()
-pytestmark = pytest.mark.skipif(
-    bool(MISSING),
-    reason=f"rehearsal binaries missing ({', '.join(MISSING)}): run `make setup-rehearsal`",
-)
+pytestmark = [
+    pytest.mark.rehearsal,
+    pytest.mark.skipif(
+        bool(MISSING),
+        reason=f"rehearsal binaries missing ({', '.join(MISSING)}): run `make setup-rehearsal`",
+    ),
+]
 USERS = 30
 RUN_SECONDS = 45
 SCALE_IN_AT = 15  # seconds into the run, once every replica is busy

@@ -102,6 +102,7 @@ def summary_values(text: str) -> dict[str, str]:
     return {line[:29].strip(): line[29:].strip() for line in text.splitlines()}
 
 
+@pytest.mark.rehearsal
 @pytest.mark.skipif(
     bool(MISSING), reason=f"rehearsal binaries missing ({', '.join(MISSING)}): make setup-rehearsal"
 )
