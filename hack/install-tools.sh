@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the pinned CLI tools from the Go module proxy into a per-user cache keyed by version,
 # then links them into .tools/bin. A second run with everything present is a quick no-op.
+# Independent modules build side by side (go's output in the cache's NAME-VERSION.log).
 set -euo pipefail
 
 # shellcheck source=build-lib.sh
@@ -20,8 +21,10 @@ build_ct() {
   cd "$root" && rm -rf "$out/src"
 }
 
+pids=()
 build helm "$HELM_VERSION" go_install helm helm.sh/helm/v4/cmd/helm "$HELM_VERSION" \
-  "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
+  "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" &
+pids+=($!)
 kube_major="${HELM3_KUBE_VERSION%%.*}" kube_minor="${HELM3_KUBE_VERSION#*.}"
 helm3_ldflags="-X helm.sh/helm/v3/internal/version.version=$HELM3_VERSION"
 for package in pkg/lint/rules pkg/chartutil; do
@@ -29,14 +32,21 @@ for package in pkg/lint/rules pkg/chartutil; do
   helm3_ldflags+=" -X helm.sh/helm/v3/$package.k8sVersionMinor=$kube_minor"
 done
 build helm3 "$HELM3_VERSION-k8s$HELM3_KUBE_VERSION" \
-  go_install helm3 helm.sh/helm/v3/cmd/helm "$HELM3_VERSION" "$helm3_ldflags"
-build kubeconform "$KUBECONFORM_VERSION" go_install kubeconform \
-  github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION" "-X main.version=$KUBECONFORM_VERSION"
-build ct "$CHART_TESTING_VERSION" build_ct
-ln -sfn "$cache/ct-$CHART_TESTING_VERSION/etc" "$root/.tools/ct"
-# kind, for `--provider kind` on a machine with Docker (its version stamped as its Makefile does).
-build kind "$KIND_VERSION" go_install kind sigs.k8s.io/kind "$KIND_VERSION" \
-  "-X sigs.k8s.io/kind/pkg/cmd/kind/version.gitCommit=$KIND_VERSION"
+  go_install helm3 helm.sh/helm/v3/cmd/helm "$HELM3_VERSION" "$helm3_ldflags" &
+pids+=($!)
+# The small ones one after the other, beside the two helms.
+{
+  build kubeconform "$KUBECONFORM_VERSION" go_install kubeconform \
+    github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION" "-X main.version=$KUBECONFORM_VERSION"
+  build ct "$CHART_TESTING_VERSION" build_ct
+  # helm-docs writes the charts' README.md from README.md.gotmpl and values.yaml (`make docs`).
+  build helm-docs "$HELM_DOCS_VERSION" go_install helm-docs \
+    github.com/norwoodj/helm-docs/cmd/helm-docs "$HELM_DOCS_VERSION" "-X main.version=$HELM_DOCS_VERSION"
+  # kind, for `--provider kind` on a machine with Docker (its version stamped as its Makefile does).
+  build kind "$KIND_VERSION" go_install kind sigs.k8s.io/kind "$KIND_VERSION" \
+    "-X sigs.k8s.io/kind/pkg/cmd/kind/version.gitCommit=$KIND_VERSION"
+} &
+pids+=($!)
 # metrics-server's RBAC/APIService/Deployment manifests, from its module (source only, no
 # build): kwokctl applies them in the rehearsal, `cluster create --provider kind` on kind.
 manifests="$cache/metrics-server-manifests-$METRICS_SERVER_VERSION"
@@ -46,6 +56,8 @@ if [[ ! -f "$manifests/kustomization.yaml" ]]; then
   rm -rf "$manifests" && cp -r "$module/manifests/base" "$manifests" && chmod -R u+w "$manifests"
 fi
 ln -sfn "$manifests" "$root/.tools/metrics-server-manifests"
+wait_all "${pids[@]}"
+ln -sfn "$cache/ct-$CHART_TESTING_VERSION/etc" "$root/.tools/ct"
 
 [[ "${1:-}" == "--rehearsal" ]] || exit 0
 
@@ -68,10 +80,7 @@ build_kubernetes() {
     printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$command" >> tools.go
   done
   printf ')\n' >> tools.go
-  for command in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
-    echo "    $command …"
-    tidy_and_build "k8s.io/kubernetes/cmd/$command" "$ldflags"
-  done
+  tidy_and_build_all "$ldflags" k8s.io/kubernetes/cmd/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl}
   cd "$root" && rm -rf "$out/src"
 }
 
@@ -98,20 +107,29 @@ build_kwok() {
   chmod -R u+w "$out/stages"
 }
 
-build kube-apiserver "$KUBERNETES_VERSION" build_kubernetes
-for command in kube-controller-manager kube-scheduler kubectl; do
-  ln -sfn "$cache/kube-apiserver-$KUBERNETES_VERSION/$command" "$bin/$command"
-done
-build etcd "$ETCD_VERSION" build_etcd
-build kwok "$KWOK_VERSION" build_kwok
-ln -sfn "$cache/kwok-$KWOK_VERSION/kwokctl" "$bin/kwokctl"
-ln -sfn "$cache/kwok-$KWOK_VERSION/stages" "$root/.tools/kwok-stages"
-# metrics-server, and its RBAC/APIService manifests (from its module) for kwokctl to apply.
+# metrics-server (its RBAC/APIService manifests come from its module, above).
 build_metrics_server() {
   go_install metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server \
     "$METRICS_SERVER_VERSION" "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION"
 }
-build metrics-server "$METRICS_SERVER_VERSION" build_metrics_server
 
-# The Cluster Autoscaler, where its source can be had (else the rehearsal's stand-in).
-bash "$root/hack/install-cluster-autoscaler.sh"
+# Five modules, each with its own Kubernetes libraries' versions, so they share little compiled
+# work (one module for all would move Kubernetes' own pins: etcd and kwok raise its grpc, otel,
+# x/net): Kubernetes, the longest, builds beside the other four, which go one after the other.
+# A lone build leaves a core idle while it downloads modules or links; two streams fill it.
+build kube-apiserver "$KUBERNETES_VERSION" build_kubernetes &
+pids=($!)
+{
+  build etcd "$ETCD_VERSION" build_etcd
+  build kwok "$KWOK_VERSION" build_kwok
+  build metrics-server "$METRICS_SERVER_VERSION" build_metrics_server
+  # The Cluster Autoscaler, where its source can be had (else the rehearsal's stand-in).
+  bash "$root/hack/install-cluster-autoscaler.sh"
+} &
+pids+=($!)
+wait_all "${pids[@]}"
+for command in kube-controller-manager kube-scheduler kubectl; do
+  ln -sfn "$cache/kube-apiserver-$KUBERNETES_VERSION/$command" "$bin/$command"
+done
+ln -sfn "$cache/kwok-$KWOK_VERSION/kwokctl" "$bin/kwokctl"
+ln -sfn "$cache/kwok-$KWOK_VERSION/stages" "$root/.tools/kwok-stages"

@@ -124,3 +124,60 @@ def test_the_venvs_pytest_sees_the_project():
     )
     assert result.returncode == 0, result.stdout[-800:]
     assert "test_load_shapes.py::" in result.stdout
+
+
+def test_helm_docs_is_the_pinned_version():
+    pinned = paths.pinned_versions()["HELM_DOCS_VERSION"]
+    assert output_of(str(paths.tool("helm-docs")), "--version").split() == [
+        "helm-docs",
+        "version",
+        pinned,
+    ]
+
+
+def build_lib(tmp_path, script: str) -> subprocess.CompletedProcess:
+    """`script` run after sourcing hack/build-lib.sh, with its own cache and tools folders."""
+    env = {
+        **os.environ,
+        "RESNET_SERVING_CACHE": str(tmp_path / "cache"),
+        "RESNET_SERVING_TOOLS": str(tmp_path / "bin"),
+    }
+    lib = paths.REPO_ROOT / "hack" / "build-lib.sh"
+    return subprocess.run(
+        ["bash", "-c", f"set -euo pipefail\nsource {lib}\n{script}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+# A tool "built" by writing a script; a failing step before the last must still fail the build.
+TOOLS = """
+make_tool() { printf '#!/bin/sh\\necho %s\\n' "$1" > "$out/$1" && chmod +x "$out/$1"; }
+broken_tool() { echo "the compiler said no"; false; make_tool "$1"; }
+"""
+
+
+def test_tools_build_side_by_side_once_and_a_failure_says_why(tmp_path):
+    both = build_lib(
+        tmp_path,
+        TOOLS + "build one v1 make_tool one & a=$!\nbuild two v1 make_tool two & b=$!\n"
+        "wait_all $a $b",
+    )
+    assert both.returncode == 0, both.stderr
+    assert sorted(line.split()[1] for line in both.stdout.splitlines() if "built" in line) == [
+        "one",
+        "two",
+    ]
+    assert output_of(str(tmp_path / "bin" / "two")).strip() == "two"
+
+    again = build_lib(tmp_path, TOOLS + "build one v1 broken_tool one")
+    assert again.returncode == 0 and again.stdout == ""  # cached: nothing built, nothing said
+
+    broken = build_lib(tmp_path, TOOLS + "build three v1 broken_tool three & c=$!\nwait_all $c")
+    assert broken.returncode == 1
+    assert "building three v1 failed" in broken.stderr
+    assert "the compiler said no" in broken.stderr
+    assert not (tmp_path / "bin" / "three").exists()
+    assert not list((tmp_path / "cache" / "tools").glob("three-v1*/"))
