@@ -194,11 +194,45 @@ def test_ctrl_c_while_a_cluster_is_created_leaves_nothing(stage, tmp_path):
     assert not components.cluster_workdir(name).exists()
 
 
+def refused_beside(name: str, run_dir: Path) -> None:
+    """A second `rehearse` under the name of one that runs is refused in one line, at once,
+    and every process of the first still runs (its teardown used to stop them)."""
+    first = cluster_processes(name)
+    second = subprocess.run(
+        [*CLI, "rehearse", "--name", name, "--report", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 2, second.stderr[-1500:]
+    assert len(second.stderr.strip().splitlines()) == 1
+    assert f"cluster {name} is in use by another run" in second.stderr
+    assert not run_dir.exists()
+    assert first and all(process.is_running() for process in first.values())
+
+
 @pytest.mark.parametrize("stage", ["model server installed", "load running"])
 def test_ctrl_c_during_rehearse_leaves_nothing(stage, tmp_path):
     name = f"life-r-{os.getpid()}"
     command = [*CLI, "rehearse", "--name", name, "--report", str(tmp_path / "run")]
-    seen, ports, output = interrupt_when(command, name, lambda lines: stage in "".join(lines))
+    checked: list[bool] = []
+
+    timeline = tmp_path / "run" / "timeline.csv"
+
+    def ready(lines: list[str]) -> bool:
+        if stage not in "".join(lines):
+            return False
+        if stage == "model server installed" and not checked:  # meanwhile, a second run
+            refused_beside(name, tmp_path / "second")
+            checked.append(True)
+        if stage == "load running":  # a row recorded
+            return timeline.is_file() and len(timeline.read_text().splitlines()) > 1
+        return True
+
+    seen, ports, output = interrupt_when(command, name, ready)
     assert {"kube-apiserver", "etcd"} <= set(seen) and "interrupted" in output
+    if stage == "load running":  # an interrupted run with rows still has its report
+        assert (tmp_path / "run" / "summary.md").is_file(), output[-1500:]
+        assert (tmp_path / "run" / "timeline.png").is_file()
     assert_gone(seen, ports)
     assert not components.cluster_workdir(name).exists()
