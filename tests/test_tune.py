@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,9 @@ from tooling import cli
 from tooling.errors import UserError
 from tooling.rehearsal.cluster import missing_binaries
 from tooling.report.summary import TimelineSummary
-from tooling.tuning.configurations import configurations, parse_axis
-from tooling.tuning.results import COLUMNS, Row, pareto_marked
+from tooling.tuning.configurations import Configuration, configurations, parse_axis
+from tooling.tuning.results import COLUMNS, Row, pareto_marked, write_results
+from tooling.tuning.runner import Outcome
 
 TARGET = "autoscaling.targetCPUUtilizationPercentage"
 
@@ -95,11 +97,54 @@ def test_pareto_best_are_those_no_other_beats_on_both(tmp_path):
 
 
 MISSING = missing_binaries()
+RECORDED = Path(__file__).parent / "data" / "tune-runs"  # a real tiny grid's runs (README there)
 
 
 def summary_values(text: str) -> dict[str, str]:
     """summary.txt's lines: a 29-character name, then the value."""
     return {line[:29].strip(): line[29:].strip() for line in text.splitlines()}
+
+
+def test_the_table_of_recorded_runs_is_each_runs_own_summary(tmp_path):
+    """tune's table, Pareto marks, tune.md and pictures from recorded runs and one that
+    recorded nothing: each row says what `report` says of that run."""
+    out = tmp_path / "tune"
+    outcomes = []
+    for recorded in sorted(path for path in RECORDED.iterdir() if path.is_dir()):
+        run_dir = out / recorded.name
+        shutil.copytree(recorded, run_dir)
+        assert cli.run(["report", str(run_dir)]) == 0  # writes the run's summary.txt
+        configuration = Configuration(recorded.name, ())
+        outcomes.append(Outcome(configuration, run_dir, out / f"{recorded.name}.log", 0, 60.0))
+    assert len(outcomes) >= 2
+    never = Configuration("never-ran", ())
+    outcomes.append(Outcome(never, out / "never-ran", out / "never-ran.log", 1, 5.0))
+    table, _ = write_results(outcomes, out, 1000.0, "tune: step shape, load model")
+
+    with open(out / "tune.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["configuration"] for row in rows] == [o.configuration.name for o in outcomes]
+    assert set(rows[0]) == set(COLUMNS)
+    for row in rows[:-1]:
+        own = summary_values((out / row["configuration"] / "summary.txt").read_text())
+        assert row["over SLO (s)"] == own["over the 1000 ms SLO for"].removesuffix(" s")
+        assert row["worst p95 (ms)"] == own["worst p95"].removesuffix(" ms")
+        assert row["failures"] == own["failures"]
+        assert row["replica-minutes"] == own["replica-minutes"]
+        assert row["node-minutes"] == own["node-minutes"]
+        assert row["first scale-out (s)"] == own["first scale-out"].split(" s ")[0]
+    assert rows[-1]["over SLO (s)"] == "no run: see never-ran.log" and rows[-1]["pareto"] == ""
+    scores = [(float(r["over SLO (s)"]), float(r["node-minutes"])) for r in rows[:-1]]
+    for row, (slo, nodes) in zip(rows, scores, strict=False):
+        beaten = any(o[0] <= slo and o[1] <= nodes and o != (slo, nodes) for o in scores)
+        assert (row["pareto"] == "★") == (not beaten)
+    assert "★" in {row["pareto"] for row in rows}
+    markdown = (out / "tune.md").read_text()
+    autoscaler = summary_values((out / rows[0]["configuration"] / "summary.txt").read_text())
+    assert markdown.startswith("# tune: step shape, load model\n")
+    assert f"node autoscaler: {autoscaler['node autoscaler']}" in markdown and table in markdown
+    assert (out / "tune.png").stat().st_size > 10_000
+    assert (out / "compare" / "compare.png").is_file()
 
 
 @pytest.mark.rehearsal
