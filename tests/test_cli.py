@@ -150,7 +150,7 @@ def test_a_second_run_under_a_name_in_use_is_refused_before_it_starts_anything(
 ):
     """Two runs with one name shared pid files: the second's teardown stopped the first's
     processes. The name is held (a lock) for a run's life, and taken before anything starts."""
-    from tooling.rehearsal.cluster import owned
+    from tooling.rehearsal.cluster import owned, owner_lock
 
     first = subprocess.Popen(
         [sys.executable, "-c", HOLD, "busy", str(tmp_path / "first")],
@@ -175,7 +175,8 @@ def test_a_second_run_under_a_name_in_use_is_refused_before_it_starts_anything(
         first.kill()
         first.wait()
     with owned("busy", tmp_path / "third"):  # the lock ended with its process: no stale lock
-        pass
+        assert owner_lock("busy").is_file()
+    assert not owner_lock("busy").exists()  # removed by its owner at the end
 
 
 def test_a_failed_run_keeps_the_logs_its_error_names(tmp_path, nothing_can_start):

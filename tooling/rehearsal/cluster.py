@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import yaml
 
@@ -75,17 +76,7 @@ def owned(name: str, run_dir: Path | None = None) -> Iterator[None]:
         yield
         return
     lock = owner_lock(name)
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = one_line(handle.read(), 200) or "another process"
-            raise UserError(
-                f"the rehearsal cluster {name} is in use by another run ({holder}): wait for "
-                f"it to end, or give this one a name of its own, e.g. --name {name}-2"
-            ) from None
+    with locked(lock, name) as handle:
         handle.truncate(0)
         handle.write(f"pid {os.getpid()}, run directory {run_dir or '-'}\n")
         handle.flush()
@@ -99,6 +90,34 @@ def owned(name: str, run_dir: Path | None = None) -> Iterator[None]:
             raise moved from error
         finally:
             del OWNED[name]
+
+
+@contextlib.contextmanager
+def locked(lock: Path, name: str) -> Iterator[TextIO]:
+    """The lock file held (LOCK_EX | LOCK_NB), removed again when released; a UserError
+    naming its holder if another process holds it."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        handle = open(lock, "a+")  # noqa: SIM115 (closed below)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = one_line(handle.read(), 200) or "another process"
+            handle.close()
+            raise UserError(
+                f"the rehearsal cluster {name} is in use by another run ({holder}): wait for "
+                f"it to end, or give this one a name of its own, e.g. --name {name}-2"
+            ) from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(lock).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        handle.close()  # its last owner removed it as we opened it: take the new one
+    try:
+        yield handle
+    finally:
+        lock.unlink(missing_ok=True)  # while still held, so no one locks the removed file
+        handle.close()
 
 
 def pointing_at_kept_logs(error: UserError, name: str, run_dir: Path | None) -> UserError:
