@@ -10,6 +10,10 @@ setup:  ## Python environment and pinned tools (a quick no-op when present)
 setup-rehearsal: setup  ## also the rehearsal cluster's binaries (Kubernetes, etcd, kwok, metrics-server)
 	@bash hack/install-tools.sh --rehearsal
 
+.PHONY: setup-node
+setup-node: setup-rehearsal  ## also the real node (docs/node.md, as root): containerd, runc, CNI, kubelet, kube-proxy, the local images
+	@bash hack/install-node.sh
+
 lint: setup  ## ruff over the Python code
 	.venv/bin/python -m ruff check tooling tests bench
 	.venv/bin/python -m ruff format --check tooling tests bench
