@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -226,13 +225,18 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 @contextlib.contextmanager
 def namespace_in(api: object, name: str, restricted: bool = True) -> Iterator[str]:
     """Namespace `name` in a cluster (Pod Security *restricted* enforced unless not
-    `restricted`), once it has the default ServiceAccount pods need; afterwards deleted, and
-    waited for until it is gone, so that a later module may make it again."""
+    `restricted`), once it has the default ServiceAccount pods need; deleted afterwards (one
+    still being deleted from an earlier module is waited for first)."""
     from kubernetes import client
 
     from tooling.runs.story import ensure_app_namespace, wait_for
 
     core = client.CoreV1Api(api)
+    wait_for(
+        lambda: name not in {item.metadata.name for item in core.list_namespace().items},
+        120,
+        f"the namespace {name} of an earlier module to be deleted",
+    )
     if restricted:
         ensure_app_namespace(core, name)
     else:
@@ -246,7 +250,3 @@ def namespace_in(api: object, name: str, restricted: bool = True) -> Iterator[st
         yield name
     finally:
         core.delete_namespace(name)
-        deadline = time.monotonic() + 120
-        while name in {item.metadata.name for item in core.list_namespace().items}:
-            assert time.monotonic() < deadline, f"namespace {name} still there after 120 s"
-            time.sleep(0.5)

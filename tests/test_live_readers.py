@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import bare_rehearsal_cluster
+from conftest import namespace_in
 from kubernetes import client
 
 from tooling.kube import list_items, pod_ready
@@ -38,27 +37,31 @@ pytestmark = [
         reason=f"rehearsal binaries missing ({', '.join(MISSING)}): run `make setup-rehearsal`",
     ),
 ]
-NAMESPACE = "default"
+NAMESPACE = "live-readers"  # not restricted: its pods are hostNetwork
+THIS_MACHINE = "this-machine"
 PHOTO = Path(__file__).parents[1] / "tooling" / "data" / "images" / "chelsea.jpg"
 
 
 @pytest.fixture(scope="module")
-def core_and_batch(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cluster")
-    with bare_rehearsal_cluster(f"resnet-proxy-{os.getpid()}", folder, NAMESPACE) as (_, api):
-        core = client.CoreV1Api(api)
-        add_this_machine_as_a_node(core)
-        yield core, client.BatchV1Api(api)
+def core_and_batch(shared_cluster):
+    _, api = shared_cluster
+    core = client.CoreV1Api(api)
+    add_this_machine_as_a_node(core)
+    try:
+        with namespace_in(api, NAMESPACE, restricted=False):
+            yield core, client.BatchV1Api(api)
+    finally:
+        core.delete_node(THIS_MACHINE)  # the cluster is shared: leave it as it was
 
 
 def add_this_machine_as_a_node(core: client.CoreV1Api) -> None:
     """A kwok node whose address is this machine's: its hostNetwork pods get that address."""
     # The apiserver advertises this machine's address in the `kubernetes` Endpoints.
-    host_ip = core.read_namespaced_endpoints("kubernetes", NAMESPACE).subsets[0].addresses[0].ip
+    host_ip = core.read_namespaced_endpoints("kubernetes", "default").subsets[0].addresses[0].ip
     core.create_node(
         {
             "metadata": {
-                "name": "this-machine",
+                "name": THIS_MACHINE,
                 "annotations": {"kwok.x-k8s.io/node": "fake"},
                 "labels": {"type": "kwok"},
             },
@@ -79,7 +82,7 @@ def run_on_this_machine(core: client.CoreV1Api, name: str, labels: dict[str, str
             "metadata": {"name": name, "labels": labels},
             "spec": {
                 "hostNetwork": True,
-                "nodeName": "this-machine",
+                "nodeName": THIS_MACHINE,
                 "containers": [{"name": "main", "image": "stands-for-a-local-process"}],
             },
         },

@@ -8,13 +8,12 @@ are killed with requests in flight: Locust counts those as failed."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import bare_rehearsal_cluster
+from conftest import namespace_in
 from kubernetes import client
 
 from tooling import calibration, releases
@@ -42,11 +41,14 @@ SCALE_IN_AT = 15  # seconds into the run, once every replica is busy
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cluster")
-    with bare_rehearsal_cluster(f"scale-in-{os.getpid()}", folder, APP_NAMESPACE) as cluster:
-        client.CoreV1Api(cluster[1]).create_node(cluster_autoscaler.pool_node("pool-1", "pool"))
-        yield cluster
+def cluster(shared_cluster):
+    core = client.CoreV1Api(shared_cluster[1])
+    core.create_node(cluster_autoscaler.pool_node("pool-1", "pool"))
+    try:
+        with namespace_in(shared_cluster[1], APP_NAMESPACE):
+            yield shared_cluster
+    finally:
+        core.delete_node("pool-1")  # the cluster is shared: leave it as it was
 
 
 def scale_in_under_load(
