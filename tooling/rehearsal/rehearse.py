@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,6 +176,12 @@ def rehearsal_target(spec: RehearsalClusterSpec, run: RunSpec, say: Say) -> Iter
     locust_settings(spec, run)  # a bad shape fails before the cluster starts
     started = start_cluster(spec, say)
     start_load = locust_on_the_fleet if run.load.source == "locust" else simulated_load
+    # From the start, not with the load: a metrics-server that panics while the API server
+    # comes up must be started again before the story waits for its metrics.
+    supervised = threading.Event()
+    supervisor = ControlPlaneSupervisor(started.name, say)
+    supervising = threading.Thread(target=supervisor.run, args=(supervised,), daemon=True)
+    supervising.start()
     try:
         yield StoryTarget(
             provider="rehearsal",
@@ -188,10 +195,12 @@ def rehearsal_target(spec: RehearsalClusterSpec, run: RunSpec, say: Say) -> Iter
                 {"model": {"source": {"uri": REHEARSAL_MODEL_URI, "existingClaim": ""}}},
             ),
             settled=started.nodes.settled,
-            background=(started.nodes.run, ControlPlaneSupervisor(started.name, say).run),
+            background=(started.nodes.run,),
             collect=lambda run_dir: keep_autoscaler_log(spec.name, run_dir),
         )
     finally:
+        supervised.set()
+        supervising.join(timeout=30)  # not mid-restart while the cluster is deleted
         if run.down:
             delete_cluster(spec.name)
 
