@@ -44,6 +44,7 @@ proof: setup-rehearsal  ## lab vs responsive values, step and spike: runs/proof/
 bench: setup  ## P1-P5 (bench/README.md); ratios measured in one run, not tests
 	.venv/bin/python bench/serving_ratio.py
 	.venv/bin/python bench/locust_capacity.py
+	.venv/bin/python bench/locust_worker_start.py --old-grpc
 	.venv/bin/python bench/fleet_fidelity.py
 	.venv/bin/python bench/replica_startup.py
 
