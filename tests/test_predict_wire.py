@@ -9,13 +9,18 @@ import pytest
 
 from tooling.loadgen import predict_wire
 
-predict_pb2 = pytest.importorskip(
-    "tensorflow_serving.apis.predict_pb2", reason="make setup installs tensorflow-serving-api"
-)
+
+@pytest.fixture(scope="module")
+def predict_pb2():
+    """tensorflow-serving-api's real messages (they import TensorFlow: the slow tier)."""
+    return pytest.importorskip(
+        "tensorflow_serving.apis.predict_pb2", reason="make setup installs tensorflow-serving-api"
+    )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version", [None, 3])
-def test_request_parses_as_the_real_predict_request(version):
+def test_request_parses_as_the_real_predict_request(predict_pb2, version):
     images = [b"\xff\xd8jpeg", b"\x89PNG" + bytes(range(256)) * 3]  # > 127 bytes: 2-byte length
     encoded = predict_wire.predict_request(
         "image_classifier",
@@ -34,8 +39,9 @@ def test_request_parses_as_the_real_predict_request(version):
     assert list(tensor.string_val) == images
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("packing", ["float_val", "tensor_content"])
-def test_probabilities_read_from_the_real_predict_response(packing):
+def test_probabilities_read_from_the_real_predict_response(predict_pb2, packing):
     import numpy as np
     from tensorflow.core.framework import tensor_pb2
 
@@ -63,28 +69,35 @@ def test_truncated_response_is_an_error_not_a_hang():
         predict_wire.response_outputs(encoded[:-2])
 
 
-def test_grpc_user_starts_without_tensorflow():
-    """The cause of the cold-start failure: a gRPC user's on_start imported TensorFlow (through
-    tensorflow-serving-api) inside a greenlet, and outlasted the worker's heartbeat."""
+def run_with_the_grpc_user(code: str) -> subprocess.CompletedProcess:
+    """Runs `code` in a fresh interpreter where `user_class` is the locustfile's gRPC user."""
     from tooling.loadgen import LOCUSTFILE
 
-    code = """
+    prelude = """
 import runpy, sys
 from locust.env import Environment
 user_class = runpy.run_path(sys.argv[1])["GrpcPredictUser"]
-user = user_class(Environment(user_classes=[user_class], host="127.0.0.1:1"))
-user.on_start()
-user.on_stop()
-loaded = sorted(m for m in sys.modules if m.split(".")[0].startswith("tensorflow"))
-print(len(user.requests), loaded)
+environment = Environment(user_classes=[user_class], host="127.0.0.1:1")
 """
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(LOCUSTFILE)],
+    return subprocess.run(
+        [sys.executable, "-c", prelude + code, str(LOCUSTFILE)],
         env={"PREDICT_PROTOCOL": "grpc", "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_grpc_user_starts_without_tensorflow():
+    """The cause of the cold-start failure: a gRPC user's on_start imported TensorFlow (through
+    tensorflow-serving-api) inside a greenlet, and outlasted the worker's heartbeat."""
+    result = run_with_the_grpc_user("""
+user = user_class(environment)
+user.on_start()
+user.on_stop()
+loaded = sorted(m for m in sys.modules if m.split(".")[0].startswith("tensorflow"))
+print(len(user.requests), loaded)
+""")
     assert result.returncode == 0, result.stderr[-2000:]
     requests, modules = result.stdout.strip().splitlines()[-1].split(" ", 1)
     assert int(requests) > 0
@@ -93,20 +106,5 @@ print(len(user.requests), loaded)
 
 def test_grpc_user_that_never_started_stops_cleanly():
     """on_stop of a user whose on_start did not finish raised AttributeError ('channel')."""
-    from tooling.loadgen import LOCUSTFILE
-
-    code = """
-import runpy, sys
-from locust.env import Environment
-user_class = runpy.run_path(sys.argv[1])["GrpcPredictUser"]
-user_class(Environment(user_classes=[user_class], host="127.0.0.1:1")).on_stop()
-print("stopped")
-"""
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(LOCUSTFILE)],
-        env={"PREDICT_PROTOCOL": "grpc", "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_with_the_grpc_user('user_class(environment).on_stop()\nprint("stopped")\n')
     assert result.stdout.strip().endswith("stopped"), result.stderr[-2000:]
