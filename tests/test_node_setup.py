@@ -10,10 +10,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import ipaddress
 import json
 import os
 import subprocess
 import tarfile
+import time
 import tomllib
 from pathlib import Path
 
@@ -143,6 +145,8 @@ def test_containerd_config_keeps_to_its_own_paths(tmp_path, monkeypatch):
     sandbox = plugins["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"]
     assert sandbox == containerd.SANDBOX_IMAGE
     assert "io.containerd.nri.v1.nri" in config["disabled_plugins"]
+    # root here lacks CAP_SYS_RESOURCE: the sandbox's -998 would fail runc's init
+    assert plugins["io.containerd.cri.v1.runtime"]["restrict_oom_score_adj"] is True
 
 
 @pytest.mark.parametrize("script", ["hack/install-node.sh", "hack/images/build-images.sh"])
@@ -197,6 +201,7 @@ def node_containerd():
         yield runtime_
     finally:
         runtime_.stop()
+        runtime_.forget()
     assert runtime_.leftovers() == []
     assert _host_network() == before
 
@@ -276,3 +281,81 @@ def test_the_local_images_run_with_their_users_and_commands(
     assert result.returncode == 0, result.stderr
     for text in expected:
         assert text in result.stdout
+
+
+def _kwok_control_plane_without_kwok(name: str, folder: Path):
+    """The rehearsal's control plane with kwok's controller stopped: it manages every node
+    (--manage-all-nodes=true), so it would mark a real node Ready and fake its pods' status."""
+    from tooling.rehearsal import components
+    from tooling.rehearsal.cluster import create_cluster
+    from tooling.rehearsal.profiles import profile
+
+    cluster = create_cluster(name, folder / "kubeconfig", profile("fast"), print)
+    components.stop(name, "kwok-controller")
+    return cluster.kubeconfig, components.cluster_workdir(name) / "pki" / "ca.crt"
+
+
+@pytest.mark.slow
+@runtime
+def test_a_real_node_joins_and_runs_a_pause_pod_then_leaves_nothing(tmp_path):
+    from kubernetes import client
+
+    from tooling.kube import api_client
+    from tooling.node.node import POD_SUBNET, RealNode
+    from tooling.rehearsal.cluster import delete_cluster
+
+    if not (paths.tools_bin() / "kubelet").exists():
+        pytest.skip("the kubelet is not installed: run `make setup-node`")
+    name = f"node-test-{os.getpid()}"
+    before = _host_network()
+    node = None
+    try:
+        kubeconfig, ca_file = _kwok_control_plane_without_kwok(name, tmp_path)
+        core = client.CoreV1Api(api_client(kubeconfig))
+        node = RealNode(name, kubeconfig, ca_file)
+        node.start()
+
+        def ready() -> bool:
+            nodes = core.list_node(field_selector=f"metadata.name={name}").items
+            conditions = nodes[0].status.conditions or [] if nodes else []
+            return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+        node.wait_ready(ready)
+        described = core.read_node(name)
+        assert described.status.node_info.container_runtime_version == "containerd://2.4.2"
+        assert described.status.allocatable["cpu"] == "1400m"  # 2 cores less 600m reserved
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "pause"},
+            "spec": {
+                "automountServiceAccountToken": False,
+                "nodeName": name,
+                "containers": [
+                    {
+                        "name": "pause",
+                        "image": "resnet-serving/pause:3.10",
+                        "imagePullPolicy": "Never",
+                    }
+                ],
+            },
+        }
+        core.create_namespaced_pod("default", pod)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status = core.read_namespaced_pod("pause", "default").status
+            if status.phase == "Running" and status.pod_ip:
+                break
+            time.sleep(1)
+        assert status.phase == "Running", status
+        assert ipaddress.ip_address(status.pod_ip) in ipaddress.ip_network(POD_SUBNET)
+        tasks = node.runtime.ctr("tasks", "list").stdout
+        assert tasks.count("RUNNING") == 2  # the sandbox and the container, for real
+        core.delete_namespaced_pod("pause", "default", grace_period_seconds=5)
+    finally:
+        if node is not None:
+            node.stop()
+            node.runtime.forget()
+        delete_cluster(name)
+    assert node.leftovers() == []
+    assert _host_network() == before

@@ -57,6 +57,8 @@ image() {
   fi
   ln -sfn "$archive" "$links/$name.tar"
   echo "$ref" >"$links/$name.ref"
+  # Older builds of this image (other inputs) go.
+  find "$images" -maxdepth 1 -name "$name-*" ! -name "$name-$hash.*" -delete
 }
 
 pack() {  # pack ROOTFS ARGS...: the packer, run by .venv's interpreter

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -83,7 +84,9 @@ class ContainerdPaths:
 def config_toml(where: ContainerdPaths, tools: Path, cni_bin: Path) -> str:
     """containerd's config (version 4): nothing of the host's (/etc/containerd, /opt, NRI),
     runc by path with the cgroupfs driver, the project's pause as the sandbox image, CNI from
-    the project's plugins and its own conf dir."""
+    the project's plugins and its own conf dir. OOM score adjustments are kept at or above
+    containerd's own: this machine's root lacks CAP_SYS_RESOURCE, so the sandbox's -998 (and a
+    Guaranteed pod's -997) would fail runc's init with "oom_score_adj: Permission denied"."""
     return f"""version = 4
 root = '{where.root}'
 state = '{where.state}'
@@ -103,6 +106,7 @@ disabled_plugins = ['io.containerd.nri.v1.nri']
 [plugins.'io.containerd.cri.v1.runtime']
   cdi_spec_dirs = []
   enable_cdi = false
+  restrict_oom_score_adj = true
 [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
   BinaryName = '{tools / "runc"}'
   Root = '{where.runc_root}'
@@ -127,8 +131,9 @@ def _tools() -> Path:
 class Containerd:
     """One containerd process of the project's (`with Containerd("n1") as c: c.ctr(...)`)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, netns: Path | None = None) -> None:
         self.where = ContainerdPaths(name)
+        self.netns = netns  # containerd (and so CNI's plugins) runs in this network namespace
         self.tools = _tools()
         self.process: subprocess.Popen[bytes] | None = None
         self._made_fixed = [d for d in FIXED_DIRS if not d.exists()]
@@ -152,7 +157,12 @@ class Containerd:
         env = {**os.environ, "PATH": f"{self.tools}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
         with self.where.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(self.tools / "containerd"), "--config", str(self.where.config)],
+                [
+                    *in_netns(self.netns),
+                    str(self.tools / "containerd"),
+                    "--config",
+                    str(self.where.config),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -225,6 +235,13 @@ class Containerd:
         for cgroup in self._made_cgroups():
             with contextlib.suppress(OSError):
                 cgroup.rmdir()
+        if not self.mounts():  # the run folder (config, socket, log) goes; the content stays
+            shutil.rmtree(self.where.run, ignore_errors=True)
+
+    def forget(self) -> None:
+        """Removes the imported images and snapshots too (a stopped containerd's root)."""
+        if not self.mounts():
+            shutil.rmtree(self.where.root.parent, ignore_errors=True)
 
     def mounts(self) -> list[str]:
         """Mount points under this containerd's root or state."""
@@ -239,10 +256,17 @@ class Containerd:
         found += [f"mount {point}" for point in self.mounts()]
         found += [f"folder {folder}" for folder in self._made_fixed if folder.exists()]
         found += [f"cgroup {cgroup}" for cgroup in self._made_cgroups()]
+        found += [f"folder {self.where.run}"] if self.where.run.exists() else []
         return found
 
     def _made_cgroups(self) -> list[Path]:
         return [cgroup for cgroup in namespace_cgroups() if cgroup not in self._cgroups_before]
+
+
+def in_netns(netns: Path | None) -> list[str]:
+    """The command prefix that runs a command in NETNS only (its mounts stay the host's, which
+    the kubelet and containerd must share), or none."""
+    return ["nsenter", f"--net={netns}"] if netns else []
 
 
 def namespace_cgroups(namespaces: Sequence[str] = (NAMESPACE, "default")) -> list[Path]:
@@ -254,8 +278,9 @@ def namespace_cgroups(namespaces: Sequence[str] = (NAMESPACE, "default")) -> lis
 
 
 def processes_using(where: ContainerdPaths) -> Iterator[tuple[int, str]]:
-    """Processes whose command line names this containerd's config, socket or state."""
-    marks = (str(where.config), str(where.socket), str(where.state), str(where.runc_root))
+    """Processes whose command line names this node's run folder or containerd's root (its
+    containerd, shims, kubelet)."""
+    marks = (str(where.run), str(where.root))
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
