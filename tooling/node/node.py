@@ -204,8 +204,12 @@ class RealNode:
         _run("ip", "netns", "exec", self.netns_name, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 
     def start(self) -> None:
-        """Network, cgroups, containerd with the pause image, the kubelet; returns once the
-        Node is Ready."""
+        """Network, cgroups, containerd with the pause image, then the kubelet (started, not
+        yet registered: `wait_ready`)."""
+        if not (self.runtime.tools / "kubelet").exists():
+            raise UserError(
+                f"kubelet is not installed in {self.runtime.tools}: run `make setup-node`"
+            )
         self._sysctls = {key: Path("/proc/sys", key).read_text().strip() for key in KUBELET_SYSCTLS}
         self._make_network()
         self._make_cgroups()
