@@ -193,6 +193,9 @@ def test_locust_counts_a_reset_connection_as_a_failure(tmp_path):
     fleet = fleet_with("pod-a", "pod-b")
     for pod in ("pod-a", "pod-b"):
         fleet.replicas[pod] = SimulatedReplica(pod, 1.0, slow)
+    # every request goes to pod-a until it is killed (at random, all four users' first
+    # requests went to pod-b once in a while, and pod-a then saw none within the 8 s)
+    fleet.ready = ("pod-a",)
 
     def kill_pod_a() -> None:
         while fleet.replicas["pod-a"].cpu.in_flight == 0:
