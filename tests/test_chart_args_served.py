@@ -48,17 +48,37 @@ def mapped(args: list[str], here: Path, ports: dict[str, int]) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize(
-    "values", CI_VALUES, ids=[v.name.removesuffix("-values.yaml") for v in CI_VALUES]
-)
+def server_config(objects: tuple[dict, ...]) -> dict:
+    return next(
+        item for item in objects if item["kind"] == "ConfigMap" and "models.config" in item["data"]
+    )
+
+
+def distinct_server_setups() -> dict[str, Path]:
+    """One ci values file for each distinct server setup (its arguments and config files),
+    named by every values file that renders it: a server started for one of them has been
+    started for all (identical flags and files), so each setup starts once."""
+    groups: dict[str, list[Path]] = {}
+    for values in CI_VALUES:
+        objects = render(RESNET_CHART, values)
+        setup = repr((server_container(objects)["args"], server_config(objects)["data"]))
+        groups.setdefault(setup, []).append(values)
+    return {
+        "+".join(v.name.removesuffix("-values.yaml") for v in group): group[0]
+        for group in groups.values()
+    }
+
+
+SERVER_SETUPS = distinct_server_setups()
+
+
+@pytest.mark.parametrize("values", SERVER_SETUPS.values(), ids=SERVER_SETUPS.keys())
 def test_serve_local_runs_the_charts_arguments_and_passes_its_readiness_probe(
     values, exported_model, tmp_path
 ):
     objects = render(RESNET_CHART, values)
     container = server_container(objects)
-    config_map = next(
-        item for item in objects if item["kind"] == "ConfigMap" and "models.config" in item["data"]
-    )
+    config_map = server_config(objects)
     (tmp_path / "etc").mkdir()
     for name, text in config_map["data"].items():
         (tmp_path / "etc" / name).write_text(text.replace(MODELS_DIR, str(tmp_path / "models")))
