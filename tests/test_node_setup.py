@@ -147,6 +147,8 @@ def test_containerd_config_keeps_to_its_own_paths(tmp_path, monkeypatch):
     assert "io.containerd.nri.v1.nri" in config["disabled_plugins"]
     # root here lacks CAP_SYS_RESOURCE: the sandbox's -998 would fail runc's init
     assert plugins["io.containerd.cri.v1.runtime"]["restrict_oom_score_adj"] is True
+    # pods' network namespaces where stop() looks for mounts, not the host's /run/netns
+    assert plugins["io.containerd.cri.v1.runtime"]["netns_mounts_under_state_dir"] is True
 
 
 @pytest.mark.parametrize("script", ["hack/install-node.sh", "hack/images/build-images.sh"])
@@ -183,12 +185,17 @@ def _runtime_skip_reason() -> str | None:
 runtime = pytest.mark.skipif(_runtime_skip_reason() is not None, reason=str(_runtime_skip_reason()))
 
 
-def _host_network() -> tuple[str, str]:
+def _host_network() -> tuple[str, str, str, str]:
+    """The host's links, iptables rules, network namespaces and cgroups of the node's parent."""
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    cgroups = sorted(str(p) for p in Path("/sys/fs/cgroup").glob("*/resnet-serving-node"))
     return (
         "\n".join(line.split(":", 2)[1] for line in links.splitlines()),
         "\n".join(line for line in rules.splitlines() if not line.startswith("#")),
+        netns,
+        "\n".join(cgroups),
     )
 
 

@@ -86,7 +86,9 @@ def config_toml(where: ContainerdPaths, tools: Path, cni_bin: Path) -> str:
     runc by path with the cgroupfs driver, the project's pause as the sandbox image, CNI from
     the project's plugins and its own conf dir. OOM score adjustments are kept at or above
     containerd's own: this machine's root lacks CAP_SYS_RESOURCE, so the sandbox's -998 (and a
-    Guaranteed pod's -997) would fail runc's init with "oom_score_adj: Permission denied"."""
+    Guaranteed pod's -997) would fail runc's init with "oom_score_adj: Permission denied".
+    Pods' network namespaces are mounted under its state, not /run/netns, so `stop` finds
+    and unmounts the ones a killed sandbox leaves."""
     return f"""version = 4
 root = '{where.root}'
 state = '{where.state}'
@@ -107,6 +109,7 @@ disabled_plugins = ['io.containerd.nri.v1.nri']
   cdi_spec_dirs = []
   enable_cdi = false
   restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
 [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
   BinaryName = '{tools / "runc"}'
   Root = '{where.runc_root}'

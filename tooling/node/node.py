@@ -163,14 +163,15 @@ class RealNode:
         self.stop()
 
     def cgroups(self) -> list[Path]:
-        """The node's cgroup subtree in every v1 controller (the kubelet's cgroupRoot)."""
+        """The node's cgroup subtree in every hierarchy (the kubelet's cgroupRoot; the kubelet
+        makes its own in the v2 one of the hybrid layout, /sys/fs/cgroup/unified)."""
         root = containerd.CGROUP_ROOT
-        return [
-            c / CGROUP_PARENT / self.name for c in sorted(root.iterdir()) if c.name != "unified"
-        ]
+        return [c / CGROUP_PARENT / self.name for c in sorted(root.iterdir()) if c.is_dir()]
 
     def _make_cgroups(self) -> None:
         for cgroup in self.cgroups():
+            if cgroup.parent.parent.name == "unified":
+                continue  # only the v1 controllers must exist before the kubelet starts
             cgroup.mkdir(parents=True, exist_ok=True)
             if cgroup.parent.parent.name == "cpuset":  # v1 cpuset starts empty
                 for level in (cgroup.parent, cgroup):
