@@ -77,3 +77,29 @@ tidy_and_build_all() {
   go mod tidy >/dev/null 2>&1 || go mod tidy
   go build -o "$out/" -ldflags "$ldflags" "$@"
 }
+
+# build_kubernetes_commands CMD...: k8s.io/kubernetes's cmd/CMD binaries into $out, from one
+# wrapper module (shared by the control plane and the node, so go's build cache serves both).
+# k8s.io/kubernetes replaces its staging modules with ./staging paths; each is pinned to the
+# published v0.X.Y of the same release instead, and the version stamped as its Makefile does.
+build_kubernetes_commands() {
+  local staging="v0.${KUBERNETES_VERSION#v1.}" gomod replaces="" module command
+  gomod="$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
+  for module in $(sed -n 's|^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*|\1|p' "$gomod"); do
+    replaces+=" $module=$module@$staging"
+  done
+  wrapper kubernetes "k8s.io/kubernetes@$KUBERNETES_VERSION" "$replaces"
+  local minor="${KUBERNETES_VERSION#v1.}" && minor="${minor%%.*}"
+  local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION"
+  ldflags+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+  ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$KUBERNETES_VERSION"
+  local packages=()
+  printf '//go:build tools\n\npackage tools\n\nimport (\n' > tools.go
+  for command in "$@"; do
+    printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$command" >> tools.go
+    packages+=("k8s.io/kubernetes/cmd/$command")
+  done
+  printf ')\n' >> tools.go
+  tidy_and_build_all "$ldflags" "${packages[@]}"
+  cd "$root" && rm -rf "$out/src"
+}

@@ -55,24 +55,9 @@ build_cni_plugins() {
     "$plugins/meta/portmap@$CNI_PLUGINS_VERSION"
 }
 
-# The kubelet and kube-proxy in the same wrapper module as the control plane (install-tools.sh:
-# the staging modules pinned to the release's v0.X.Y, the version stamped as its Makefile does),
+# The kubelet and kube-proxy in the same wrapper module as the control plane (build-lib.sh),
 # so the go build cache already holds most of their packages.
-build_kubelet() {
-  local staging="v0.${KUBERNETES_VERSION#v1.}" gomod replaces="" module
-  gomod="$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
-  for module in $(sed -n 's|^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*|\1|p' "$gomod"); do
-    replaces+=" $module=$module@$staging"
-  done
-  wrapper kubernetes "k8s.io/kubernetes@$KUBERNETES_VERSION" "$replaces"
-  local minor="${KUBERNETES_VERSION#v1.}" && minor="${minor%%.*}"
-  local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION"
-  ldflags+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
-  ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$KUBERNETES_VERSION"
-  printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kubelet"\n\t_ "k8s.io/kubernetes/cmd/kube-proxy"\n)\n' > tools.go
-  tidy_and_build_all "$ldflags" k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
-  cd "$root" && rm -rf "$out/src"
-}
+build_kubelet() { build_kubernetes_commands kubelet kube-proxy; }
 
 # The kubelet, the longest, beside the rest, which go one after the other.
 build kubelet "$KUBERNETES_VERSION" build_kubelet &

@@ -61,27 +61,9 @@ ln -sfn "$cache/ct-$CHART_TESTING_VERSION/etc" "$root/.tools/ct"
 
 [[ "${1:-}" == "--rehearsal" ]] || exit 0
 
-# k8s.io/kubernetes replaces its staging modules with ./staging paths; pin each to the
-# published v0.X.Y of the same release instead, and stamp the version as its Makefile does.
+# The control plane: one wrapper module of k8s.io/kubernetes (build-lib.sh).
 build_kubernetes() {
-  local staging="v0.${KUBERNETES_VERSION#v1.}" gomod replaces="" module
-  gomod="$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
-  for module in $(sed -n 's|^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*|\1|p' "$gomod"); do
-    replaces+=" $module=$module@$staging"
-  done
-  wrapper kubernetes "k8s.io/kubernetes@$KUBERNETES_VERSION" "$replaces"
-  local minor="${KUBERNETES_VERSION#v1.}" && minor="${minor%%.*}"
-  local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION"
-  ldflags+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
-  ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$KUBERNETES_VERSION"
-  printf '//go:build tools\n\npackage tools\n\nimport (\n' > tools.go
-  local command
-  for command in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
-    printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$command" >> tools.go
-  done
-  printf ')\n' >> tools.go
-  tidy_and_build_all "$ldflags" k8s.io/kubernetes/cmd/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl}
-  cd "$root" && rm -rf "$out/src"
+  build_kubernetes_commands kube-apiserver kube-controller-manager kube-scheduler kubectl
 }
 
 # etcd's own main package sits in a module with replace directives; call its entry point.
