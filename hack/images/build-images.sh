@@ -112,12 +112,13 @@ image fetcher "resnet-serving/fetcher:$suite" \
   "$(input_hash "$here/fetcher/customize.sh" -- "$fetcher_packages")" build_fetcher
 
 # Locust: the chart's appVersion (the project's pin) and grpcio, ENTRYPOINT locust, USER locust
-# (uid 1000), WORKDIR /home/locust, as locustio/locust.
+# (uid 1000), WORKDIR /home/locust, as locustio/locust; `python` too (the chart's headless
+# master saves its HTML report with it, as locustio/locust's python base image has it).
 locust_version="$(sed -n 's/^appVersion: "\(.*\)"/\1/p' "$root/charts/locust/Chart.yaml")"
 locust_requirements="locust==$locust_version grpcio"
 build_locust() {
   wheels "$work/wheels" $locust_requirements
-  debian_rootfs "$work/rootfs.tar" --variant=minbase --include=python3 \
+  debian_rootfs "$work/rootfs.tar" --variant=minbase --include=python3,python-is-python3 \
     --customize-hook="copy-in $work/wheels /tmp" \
     --customize-hook="$(pip_install_hook $locust_requirements)" \
     --customize-hook='rm -rf "$1"/tmp/wheels' \
@@ -139,7 +140,7 @@ build_tfserving() {
   wheels "$work/wheels" "$work/wheels/$project[model]"
   "$python" -m pip download --quiet --only-binary=:all: --no-deps -d "$work/wheels" \
     -c "$work/constraints.txt" tensorflow-serving-api
-  debian_rootfs "$work/rootfs.tar" --variant=minbase --include=python3 \
+  debian_rootfs "$work/rootfs.tar" --variant=minbase --include=python3,python-is-python3 \
     --customize-hook="copy-in $work/wheels /tmp" \
     --customize-hook="$(pip_install_hook "'/tmp/wheels/$project[model]'")" \
     --customize-hook="$(pip_install_hook --no-deps tensorflow-serving-api)" \
