@@ -25,11 +25,16 @@ TIMELINE = (
 )
 
 
+def timeline_rows(tmp_path, text: str):
+    """The rows `read_timeline` gives for a timeline.csv holding `text`."""
+    path = tmp_path / "timeline.csv"
+    path.write_text(text)
+    return read_timeline(path)
+
+
 @pytest.fixture
 def rows(tmp_path):
-    path = tmp_path / "timeline.csv"
-    path.write_text(TIMELINE)
-    return read_timeline(path)
+    return timeline_rows(tmp_path, TIMELINE)
 
 
 def test_summary_matches_hand_computed_values(rows):
@@ -115,9 +120,7 @@ LOCUST_TIMELINE = (
 
 @pytest.fixture
 def locust_rows(tmp_path):
-    path = tmp_path / "locust-timeline.csv"
-    path.write_text(LOCUST_TIMELINE)
-    return read_timeline(path)
+    return timeline_rows(tmp_path, LOCUST_TIMELINE)
 
 
 def test_a_row_with_users_but_no_p95_yet_is_unmeasured_not_over_the_slo(locust_rows):
