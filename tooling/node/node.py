@@ -3,9 +3,10 @@ project creates, pods on a CNI bridge inside it (docs/node.md).
 
 The node's network namespace holds everything a pod's traffic touches: a veth pair to the
 host (HOST_ADDRESS on the host's end, NODE_ADDRESS the node's InternalIP), the bridge, the
-pods' veths and the iptables rules the kubelet (and later kube-proxy) write. Pods get a route
-to the pod subnet and the Service range only: no default route, no masquerade, and the host
-has no route to them, so nothing a pod sends leaves the node. Deleting the namespace removes
+pods' veths and the iptables rules the kubelet and kube-proxy write. Pods get routes to the
+pod subnet, the Service range and the veth pair only: no default route, no masquerade; the
+host routes the pod subnet and the Service range through the node, so nothing a pod sends
+leaves this machine. Deleting the namespace removes
 all of it. The kubelet sets six kernel sysctls host-wide (vm.overcommit_memory, kernel.panic
 …); the node records them before and restores them on delete.
 """
@@ -30,6 +31,7 @@ from tooling.node import containerd
 HOST_ADDRESS = "10.233.0.1"
 NODE_ADDRESS = "10.233.0.2"
 LINK_PREFIX = 30
+LINK_SUBNET = f"10.233.0.0/{LINK_PREFIX}"  # the veth pair: the host's end and the node's
 POD_SUBNET = "10.234.0.0/24"
 SERVICE_SUBNET = "10.0.0.0/24"  # kube-apiserver's default --service-cluster-ip-range
 CGROUP_PARENT = "resnet-serving-node"
@@ -100,8 +102,9 @@ def kubelet_config(where: containerd.ContainerdPaths, size: NodeSize) -> dict[st
 
 
 def cni_config(where: containerd.ContainerdPaths) -> dict[str, object]:
-    """The bridge network: the gateway on the bridge, routes to the pod subnet and the Services
-    only, no masquerade; portmap for hostPort."""
+    """The bridge network: the gateway on the bridge, routes to the pod subnet, the Services
+    and the veth pair's two ends (the host's end is where the API server and metrics-server
+    listen) only, no masquerade; portmap for hostPort."""
     bridge = {
         "type": "bridge",
         "bridge": "rsn0",
@@ -112,7 +115,7 @@ def cni_config(where: containerd.ContainerdPaths) -> dict[str, object]:
         "ipam": {
             "type": "host-local",
             "ranges": [[{"subnet": POD_SUBNET}]],
-            "routes": [{"dst": SERVICE_SUBNET}],
+            "routes": [{"dst": SERVICE_SUBNET}, {"dst": LINK_SUBNET}],
             "dataDir": str(where.run / "cni" / "ipam"),
         },
     }
@@ -203,6 +206,10 @@ class RealNode:
         _run(*inside, "link", "set", "lo", "up")
         # Forwarding between the pods' veths on the bridge and to the node's own address.
         _run("ip", "netns", "exec", self.netns_name, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        # The host reaches pods and Services through the node, as a control plane does (the
+        # API server's service proxy, metrics-server, tests); the routes go with the veth.
+        for subnet in (POD_SUBNET, SERVICE_SUBNET):
+            _run("ip", "route", "add", subnet, "via", NODE_ADDRESS, "dev", host)
 
     def start(self) -> None:
         """Network, cgroups, containerd with the pause image, then the kubelet (started, not

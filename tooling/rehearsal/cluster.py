@@ -151,10 +151,11 @@ def running_clusters() -> list[str]:
     return kwokctl("get", "clusters").stdout.split()
 
 
-def kwokctl_configuration(profile: Profile) -> str:
-    """kwokctl's configuration: offline (metrics-server's manifests and kubectl are local) and
-    the profile's controller timings. (Component flags go here rather than in --extra-args,
-    whose parsing in kwokctl v0.8.0 breaks for a second component.)"""
+def kwokctl_configuration(profile: Profile, apiserver_args: dict[str, str] | None = None) -> str:
+    """kwokctl's configuration: offline (metrics-server's manifests and kubectl are local),
+    the profile's controller timings and any extra kube-apiserver flags. (Component flags go
+    here rather than in --extra-args, whose parsing in kwokctl v0.8.0 breaks for a second
+    component.)"""
     manifests = paths.tools_bin().parent / "metrics-server-manifests"
     configuration = {
         "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
@@ -172,7 +173,9 @@ def kwokctl_configuration(profile: Profile) -> str:
             for component, args in (
                 ("kube-controller-manager", profile.controller_manager_args()),
                 ("metrics-server", profile.metrics_server_args()),
+                ("kube-apiserver", apiserver_args or {}),
             )
+            if args
         ],
     }
     return yaml.safe_dump_all([configuration, *stages(profile)], sort_keys=False)
@@ -218,11 +221,17 @@ def creation_lock() -> Iterator[None]:
 
 
 def create_cluster(
-    name: str, kubeconfig: Path, profile: Profile, say: Callable[[str], None] = print
+    name: str,
+    kubeconfig: Path,
+    profile: Profile,
+    say: Callable[[str], None] = print,
+    disable: tuple[str, ...] = (),
+    apiserver_args: dict[str, str] | None = None,
 ) -> RehearsalCluster:
     """Starts the control plane (or reuses a running one of that name) and writes its
     kubeconfig to exactly `kubeconfig`; kwokctl keeps the cluster's own files in its folder
-    (~/.kwok/clusters/NAME)."""
+    (~/.kwok/clusters/NAME). `disable` leaves kwokctl's components out (a real node's cluster
+    runs no kwok-controller); `apiserver_args` are extra kube-apiserver flags."""
     missing = missing_binaries()
     if missing:
         raise UserError(
@@ -235,7 +244,7 @@ def create_cluster(
         return RehearsalCluster(name, kubeconfig)
     with tempfile.TemporaryDirectory() as scratch, creation_lock():
         kwok_config = Path(scratch) / "kwokctl.yaml"
-        kwok_config.write_text(kwokctl_configuration(profile))
+        kwok_config.write_text(kwokctl_configuration(profile, apiserver_args))
         args = [
             f"--config={kwok_config}",
             "create",
@@ -246,6 +255,7 @@ def create_cluster(
             f"--kubeconfig={kubeconfig}",
             "--wait=5m",
             "--quiet-pull",
+            *(f"--disable={component}" for component in disable),
         ]
         for flag, binary in COMPONENT_BINARIES.items():
             args.append(f"{flag}={paths.tools_bin() / binary}")
