@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The real node's pieces (`make setup-node`, docs/node.md): Debian's iptables, conntrack,
-# mmdebstrap, umoci and libseccomp; containerd v2, runc, the CNI plugins, the kubelet and
-# kube-proxy built from the Go module proxy at the versions pinned in hack/versions.env into the
-# per-user cache (build-lib.sh), linked into .tools/bin; then the local images (hack/images/),
+# mmdebstrap, umoci and libseccomp; containerd v2, runc, the CNI plugins, CoreDNS, the kubelet
+# and kube-proxy built from the Go module proxy at the versions pinned in hack/versions.env into
+# the per-user cache (build-lib.sh), linked into .tools/bin; then the local images (hack/images/),
 # each an OCI archive cached by the hash of its inputs. A second run with everything present is
 # a quick no-op. Needs root (apt-get, and containerd runs as root).
 set -euo pipefail
@@ -55,6 +55,13 @@ build_cni_plugins() {
     "$plugins/meta/portmap@$CNI_PLUGINS_VERSION"
 }
 
+# CoreDNS, the cluster DNS (tooling/node/cluster_dns.py): one `go install` of its main module
+# (its go.mod has no replace directives), with every in-tree plugin, as upstream builds it.
+build_coredns() {
+  GOBIN="$out" go install -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" \
+    "github.com/coredns/coredns@$COREDNS_VERSION"
+}
+
 # The kubelet and kube-proxy in the same wrapper module as the control plane (build-lib.sh),
 # so the go build cache already holds most of their packages.
 build_kubelet() { build_kubernetes_commands kubelet kube-proxy; }
@@ -66,6 +73,7 @@ pids=($!)
   build containerd "$CONTAINERD_VERSION" build_containerd
   build runc "$RUNC_VERSION" build_runc
   build bridge "$CNI_PLUGINS_VERSION" build_cni_plugins
+  build coredns "$COREDNS_VERSION" build_coredns
 } &
 pids+=($!)
 wait_all "${pids[@]}"
