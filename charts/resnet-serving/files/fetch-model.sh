@@ -3,8 +3,9 @@
 # from MODEL_SOURCE_URI (gs://… or https://….tar.gz), or, with no URI, checks the model already
 # on the mounted volume. Exits non-zero with one readable line when anything is wrong, so the
 # pod shows it (kubectl describe pod / kubectl logs -c fetch-model) and the server never starts
-# without a model. For gs:// it waits for GKE's metadata server: GCE_METADATA_ATTEMPTS (12)
-# tries, GCE_METADATA_RETRY_SECONDS (5) apart.
+# without a model. For https:// curl trusts CURL_CA_BUNDLE when it is set (model.source.caBundle,
+# a private CA), else the image's CA certificates. For gs:// it waits for GKE's metadata
+# server: GCE_METADATA_ATTEMPTS (12) tries, GCE_METADATA_RETRY_SECONDS (5) apart.
 set -eu
 
 say() { echo "fetch-model: $*"; }
@@ -47,8 +48,20 @@ case "$src" in
     command -v curl >/dev/null 2>&1 || fail "curl not found in this image; set model.fetcher.image to an image with sh, curl and tar"
     staging="$(mktemp -d)"
     say "downloading $src"
+    status=0
     curl --fail --silent --show-error --location --retry 3 --output "$staging/model.tar.gz" "$src" \
-      || fail "could not download $src (see the curl error above): check the URL and that the cluster can reach it"
+      || status=$?
+    case "$status" in
+      0) ;;
+      60)
+        if [ -n "${CURL_CA_BUNDLE:-}" ]; then
+          fail "the server of $src presented a certificate that the CA bundle $CURL_CA_BUNDLE (model.source.caBundle) does not trust (curl exit 60, see the curl error above): check that model.source.caBundle names the ConfigMap and key of the CA that signed the server's certificate, and that the certificate names the host"
+        fi
+        fail "the server of $src presented a certificate that the image's CA certificates do not trust (curl exit 60, see the curl error above): for a model store behind a private CA, set model.source.caBundle.configMap and .key to a ConfigMap holding that CA's PEM certificate (kube-root-ca.crt, key ca.crt, holds the cluster's CA)"
+        ;;
+      77) fail "could not read the CA bundle ${CURL_CA_BUNDLE:-of the image} (curl exit 77): model.source.caBundle must name a ConfigMap key holding PEM certificates" ;;
+      *) fail "could not download $src (see the curl error above): check the URL and that the cluster can reach it" ;;
+    esac
     mkdir -p "$staging/unpacked"
     tar -xzf "$staging/model.tar.gz" -C "$staging/unpacked" \
       || fail "$src is not a gzip-compressed tar archive; make one with 'resnet-serving model package'"

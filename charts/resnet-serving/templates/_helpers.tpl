@@ -54,6 +54,15 @@ Directory TF Serving reads the model from: <mount>/<model name>, holding <versio
 {{- end }}
 
 {{/*
+Where the init container reads model.source.caBundle's PEM bundle (CURL_CA_BUNDLE).
+*/}}
+{{- define "resnet-serving.modelCaBundleDir" -}}/etc/model-ca{{- end }}
+{{- define "resnet-serving.modelCaBundleFile" -}}ca-bundle.pem{{- end }}
+{{- define "resnet-serving.modelCaBundlePath" -}}
+{{- printf "%s/%s" (include "resnet-serving.modelCaBundleDir" .) (include "resnet-serving.modelCaBundleFile" .) }}
+{{- end }}
+
+{{/*
 The REST path that answers 200 only once the model is loaded (model status answers 200
 while it is still LOADING, so it can't tell ready from not ready).
 */}}
@@ -111,6 +120,9 @@ Cross-field checks the JSON schema can't express. Each message names the keys to
 {{- if and (hasPrefix "https://" $source.uri) (not (regexMatch "^https://[^?#]+[.](tar[.]gz|tgz)([?].*)?$" $source.uri)) }}
 {{- fail (printf "model.source.uri: %q must point to a .tar.gz or .tgz tarball of the version directories (resnet-serving model package makes one)" $source.uri) }}
 {{- end }}
+{{- end }}
+{{- if and ($source.caBundle | default dict).configMap (not (hasPrefix "https://" $source.uri)) }}
+{{- fail "model.source.caBundle.configMap: a CA bundle is for https:// model sources only; set model.source.uri to https://HOST/PATH.tar.gz or leave model.source.caBundle.configMap empty" }}
 {{- end }}
 {{- $hpa := .Values.autoscaling }}
 {{- if $hpa.enabled }}
