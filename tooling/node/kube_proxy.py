@@ -22,13 +22,12 @@ no route off this machine.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
-
-import yaml
 
 from tooling.errors import UserError
 from tooling.node.containerd import in_netns
@@ -172,7 +171,7 @@ class KubeProxy:
     ) -> None:
         self.name, self.netns, self.kubeconfig = name, netns, kubeconfig
         self.run_dir, self.tools = run_dir, tools
-        self.config = run_dir / "kube-proxy.yaml"
+        self.config = run_dir / "kube-proxy.json"
         self.log = run_dir / "kube-proxy.log"
         self.process = NetnsProcess(
             "kube-proxy",
@@ -194,7 +193,8 @@ class KubeProxy:
         result = subprocess.run(bridge, capture_output=True, text=True)
         if result.returncode != 0:
             raise UserError(f"bridge-nf-call-iptables in {self.netns}: {result.stderr.strip()}")
-        self.config.write_text(yaml.safe_dump(proxy_config(self.name, self.kubeconfig)))
+        # JSON, which kube-proxy reads as YAML: a node called `n` or `on` stays a string.
+        self.config.write_text(json.dumps(proxy_config(self.name, self.kubeconfig), indent=2))
         self.process.start()
 
     def wait_ready(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
