@@ -1,0 +1,207 @@
+"""The node cluster's model store, on loopback (in the node's network namespace it is the same
+process at NODE_ADDRESS:8443; that part is the node provider's integration test): its
+certificate verifies against the CA that signed it for the Service's names, GET returns the
+tarball's bytes, HEAD its size, any other path 404, every request is logged, and a stopped
+store leaves nothing. Its Service and EndpointSlice are valid Kubernetes and point at it, and
+the tarball is exported once per content of tooling/model/*.py."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import ssl
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import helm_cli as helm
+import kubernetes_validate
+import pytest
+from conftest import RESNET_CHART, one_of
+from cryptography import x509
+from test_model_ca_bundle import make_ca
+
+from tooling.errors import UserError
+from tooling.node import model_store
+from tooling.node.model_store import (
+    DNS_NAMES,
+    MODEL_STORE_URI,
+    URL_PATH,
+    ModelStore,
+    model_store_objects,
+)
+
+TARBALL_BYTES = os.urandom(3 * 1024 * 1024 + 17)  # more than one copy chunk (1 MiB)
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory) -> tuple[Path, Path]:
+    return make_ca(tmp_path_factory.mktemp("ca"), "cluster-ca")
+
+
+@pytest.fixture(scope="module")
+def store(ca, tmp_path_factory) -> Iterator[ModelStore]:
+    """The store as a process on 127.0.0.1 (a free port), serving TARBALL_BYTES."""
+    folder = tmp_path_factory.mktemp("store")
+    tarball = folder / "resnet101.tar.gz"
+    tarball.write_bytes(TARBALL_BYTES)
+    ca_cert, ca_key = ca
+    with ModelStore("test", None, ca_cert, ca_key, tarball, folder / "run", "127.0.0.1", 0) as s:
+        yield s
+
+
+@pytest.mark.parametrize("name", DNS_NAMES[:2])
+def test_the_certificate_verifies_for_the_services_names_with_the_cluster_ca(store, ca, name):
+    connection = connection_for(store, ca[0], name)
+    peer = x509.load_der_x509_certificate(connection.sock.getpeercert(binary_form=True))
+    sans = peer.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(DNS_NAMES) <= set(sans.get_values_for_type(x509.DNSName))
+    assert peer.issuer.rfc4514_string() == "CN=cluster-ca"
+    connection.close()
+
+
+def connection_for(store: ModelStore, ca_cert: Path, name: str) -> http.client.HTTPSConnection:
+    """An https connection to the store's address, its certificate verified with the CA for
+    the server name `name` (the pods' name for it, not the address connected to)."""
+    context = ssl.create_default_context(cafile=str(ca_cert))
+    raw = socket.create_connection((store.address, store.port), timeout=10)
+    connection = http.client.HTTPSConnection(name, store.port, timeout=10, context=context)
+    connection.sock = context.wrap_socket(raw, server_hostname=name)
+    return connection
+
+
+def test_another_name_or_another_ca_is_refused(store, ca, tmp_path):
+    with pytest.raises(ssl.SSLCertVerificationError, match="match"):
+        connection_for(store, ca[0], "model-store.elsewhere.svc.cluster.local")
+    other, _ = make_ca(tmp_path, "other-ca")
+    with pytest.raises(ssl.SSLCertVerificationError, match="local issuer"):
+        connection_for(store, other, DNS_NAMES[0])
+
+
+def request(store: ModelStore, ca_cert: Path, method: str, path: str) -> tuple[int, dict, bytes]:
+    connection = connection_for(store, ca_cert, DNS_NAMES[0])
+    connection.request(method, path)
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    return response.status, dict(response.getheaders()), body
+
+
+def test_get_returns_the_tarballs_bytes(store, ca):
+    status, headers, body = request(store, ca[0], "GET", URL_PATH)
+    assert status == 200
+    assert headers["Content-Type"] == "application/gzip"
+    assert int(headers["Content-Length"]) == len(TARBALL_BYTES)
+    assert body == TARBALL_BYTES
+
+
+def test_head_gives_the_size_without_a_body(store, ca):
+    status, headers, body = request(store, ca[0], "HEAD", URL_PATH)
+    assert (status, body) == (200, b"")
+    assert int(headers["Content-Length"]) == len(TARBALL_BYTES)
+    assert "Accept-Ranges" not in headers
+
+
+@pytest.mark.parametrize("path", ["/", "/other.tar.gz", "/resnet101.tar.gz/x", "/../etc/passwd"])
+def test_any_other_path_is_404(store, ca, path):
+    status, _, body = request(store, ca[0], "GET", path)
+    assert status == 404
+    assert URL_PATH.encode() in body  # says what is here
+
+
+def test_every_request_is_logged(store, ca):
+    request(store, ca[0], "HEAD", f"{URL_PATH}?logged=1")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "logged=1" not in store.log.read_text():
+        time.sleep(0.05)
+    assert f'"HEAD {URL_PATH}?logged=1 HTTP/1.1" 200' in store.log.read_text()
+
+
+def test_a_stopped_store_leaves_nothing_and_no_longer_listens(ca, tmp_path):
+    tarball = tmp_path / "m.tar.gz"
+    tarball.write_bytes(b"x")
+    one = ModelStore("stop", None, *ca, tarball, tmp_path / "run", "127.0.0.1", 0)
+    one.start()
+    assert one.leftovers()  # the process and its folder, while it runs
+    port = one.port
+    one.stop()
+    assert one.leftovers() == []
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2)
+
+
+def test_a_port_in_use_fails_in_one_line_naming_the_address(store, ca, tmp_path):
+    tarball = tmp_path / "m.tar.gz"
+    tarball.write_bytes(b"x")
+    second = ModelStore("busy", None, *ca, tarball, tmp_path / "run", "127.0.0.1", store.port)
+    with pytest.raises(UserError, match=rf"127\.0\.0\.1:{store.port}.*Address already in use"):
+        second.start()
+    assert second.leftovers() == []
+
+
+def test_the_service_and_its_endpoint_slice_lead_to_the_store_on_the_node():
+    namespace, service, endpoint_slice = model_store_objects()
+    for obj in (namespace, service, endpoint_slice):
+        kubernetes_validate.validate(obj, kubernetes_validate.latest_version(), strict=True)
+    assert namespace["metadata"]["name"] == service["metadata"]["namespace"]
+    assert "selector" not in service["spec"]  # its endpoints are ours, not a controller's
+    labels = endpoint_slice["metadata"]["labels"]
+    assert labels["kubernetes.io/service-name"] == service["metadata"]["name"]
+    assert labels["endpointslice.kubernetes.io/managed-by"] != "endpointslice-controller.k8s.io"
+    (port,) = service["spec"]["ports"]
+    (slice_port,) = endpoint_slice["ports"]
+    assert slice_port["name"] == port["name"]  # kube-proxy pairs them by name
+    (endpoint,) = endpoint_slice["endpoints"]
+    assert endpoint["addresses"] == [model_store.ADDRESS]
+    assert (slice_port["port"], port["port"]) == (model_store.PORT, model_store.PORT)
+    name = f"{service['metadata']['name']}.{namespace['metadata']['name']}.svc.cluster.local"
+    assert f"https://{name}:{port['port']}{URL_PATH}" == MODEL_STORE_URI
+
+
+def test_the_charts_accept_the_stores_uri():
+    objects = helm.Helm.pinned().template(
+        RESNET_CHART,
+        [],
+        [f"model.source.uri={MODEL_STORE_URI}", "model.source.caBundle.configMap=kube-root-ca.crt"],
+    )
+    pod = one_of(tuple(objects), "Deployment", "resnet-serving")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["initContainers"][0]["env"]}
+    assert env["MODEL_SOURCE_URI"] == MODEL_STORE_URI
+
+
+def test_the_cache_key_follows_the_model_sources(tmp_path, monkeypatch):
+    sources = tmp_path / "model"
+    sources.mkdir()
+    (sources / "export.py").write_text("a = 1\n")
+    monkeypatch.setattr(model_store, "MODEL_SOURCES", sources)
+    first = model_store.model_sources_hash()
+    (sources / "notes.txt").write_text("not a source")
+    assert model_store.model_sources_hash() == first
+    (sources / "export.py").write_text("a = 2\n")
+    assert model_store.model_sources_hash() != first
+
+
+def test_a_cached_tarball_is_not_exported_again(tmp_path, monkeypatch):
+    cached = tmp_path / f"resnet101-{model_store.model_sources_hash()}.tar.gz"
+    cached.write_bytes(b"cached")
+    monkeypatch.setattr(model_store.subprocess, "run", None)  # an export would fail here
+    assert model_store.model_tarball(tmp_path) == cached
+
+
+@pytest.mark.slow
+def test_the_tarball_is_the_packaged_model_exported_once(tmp_path):
+    """A real export (TensorFlow, ResNet101, seeded random weights) into the per-user cache
+    the node provider uses, unless it is there already; then it is not exported again."""
+    said: list[str] = []
+    tarball = model_store.model_tarball(progress=said.append)
+    with tarfile.open(tarball) as tar:
+        names = tar.getnames()
+    assert "1/saved_model.pb" in names
+    assert any(name.startswith("1/variables/") for name in names)
+    assert "1/assets.extra/tf_serving_warmup_requests" in names
+    again: list[str] = []
+    started = time.monotonic()
+    assert model_store.model_tarball(progress=again.append) == tarball
+    assert again == [] and time.monotonic() - started < 1
