@@ -175,21 +175,6 @@ class RealNode:
         root = containerd.CGROUP_ROOT
         return [c / CGROUP_PARENT / self.name for c in sorted(root.iterdir()) if c.is_dir()]
 
-    @property
-    def _sysctls_file(self) -> Path:
-        """The host's sysctls as they were before the kubelet ran (kept past a crash)."""
-        return containerd.cache_dir() / self.name / "host-sysctls.json"
-
-    def _host_sysctls(self) -> dict[str, str]:
-        """The sysctls before any kubelet of this node ran: the recorded ones if a run that
-        crashed left them, else the current values, recorded."""
-        if self._sysctls_file.is_file():
-            return json.loads(self._sysctls_file.read_text())
-        values = {key: Path("/proc/sys", key).read_text().strip() for key in KUBELET_SYSCTLS}
-        self._sysctls_file.parent.mkdir(parents=True, exist_ok=True)
-        self._sysctls_file.write_text(json.dumps(values))
-        return values
-
     def _make_cgroups(self) -> None:
         for cgroup in self.cgroups():
             if cgroup.parent.parent.name == "unified":
@@ -237,7 +222,7 @@ class RealNode:
             raise UserError(
                 f"kubelet is not installed in {self.runtime.tools}: run `make setup-node`"
             )
-        self._sysctls = self._host_sysctls()
+        self._sysctls = {key: Path("/proc/sys", key).read_text().strip() for key in KUBELET_SYSCTLS}
         self._make_network()
         self._make_cgroups()
         self.where.cni_conf_dir.mkdir(parents=True, exist_ok=True)
@@ -294,8 +279,6 @@ class RealNode:
             except subprocess.TimeoutExpired:
                 self.kubelet.kill()
                 self.kubelet.wait(5)
-        elif self.kubelet is None:  # started by another process
-            containerd.stop_processes(self.runtime.pids_of("kubelet"))
         self.kubelet = None
         self.runtime.stop()
         if self.netns.exists():
@@ -310,12 +293,9 @@ class RealNode:
             for level in (cgroup, cgroup.parent):
                 with contextlib.suppress(OSError):
                     level.rmdir()
-        if not self._sysctls and self._sysctls_file.is_file():
-            self._sysctls = json.loads(self._sysctls_file.read_text())
         for key, value in self._sysctls.items():
             with contextlib.suppress(OSError):
                 Path("/proc/sys", key).write_text(value)
-        self._sysctls_file.unlink(missing_ok=True)
 
     def leftovers(self) -> list[str]:
         """What a deleted node must not leave: containerd's leftovers, its links and namespace,
