@@ -79,7 +79,8 @@ def processes_naming(mark: str) -> list[tuple[int, str]]:
 class NetnsProcess:
     """One long-running command in a network namespace (`nsenter --net`, so the host's mounts),
     its output appended to LOG, stopped with SIGTERM and then SIGKILL. MARK, a path on its
-    command line, finds it (and any copy left behind) in `leftovers`."""
+    command line, finds the copies another process started: `stop` ends them too, and
+    `leftovers` names any still there."""
 
     def __init__(self, label: str, netns: Path, command: list[str], log: Path, mark: str) -> None:
         self.label, self.netns, self.command, self.log, self.mark = label, netns, command, log, mark
@@ -113,9 +114,21 @@ class NetnsProcess:
                     os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(5)
         self.process = None
+        for pid, _ in processes_naming(self.mark):  # one another process started and lost
+            _terminate(pid)
 
     def leftovers(self) -> list[str]:
         return [f"process {pid}: {command}" for pid, command in processes_naming(self.mark)]
+
+
+def _terminate(pid: int) -> None:
+    """SIGTERM to PID, then SIGKILL if it is still there after STOP_TIMEOUT_SECONDS."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
 
 
 def proxy_config(name: str, kubeconfig: Path) -> dict[str, object]:
