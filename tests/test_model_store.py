@@ -19,10 +19,12 @@ from pathlib import Path
 import helm_cli as helm
 import kubernetes_validate
 import pytest
-from conftest import RESNET_CHART, one_of
+from conftest import LOCUST_CHART, RESNET_CHART, one_of, render
 from cryptography import x509
+from pod_security import pod_spec_of
 from test_model_ca_bundle import make_ca
 
+from tooling import paths
 from tooling.errors import UserError
 from tooling.node import model_store
 from tooling.node.model_store import (
@@ -205,3 +207,38 @@ def test_the_tarball_is_the_packaged_model_exported_once(tmp_path):
     started = time.monotonic()
     assert model_store.model_tarball(progress=again.append) == tarball
     assert again == [] and time.monotonic() - started < 1
+
+
+NODE_VALUES = [chart / "ci" / "node-values.yaml" for chart in (RESNET_CHART, LOCUST_CHART)]
+LOCAL_IMAGES = paths.REPO_ROOT / ".tools" / "images"
+
+
+def node_values_containers() -> list[tuple[str, dict]]:
+    """(values file's chart, container) for every container, init container and helm test
+    container that the charts render with their ci/node-values.yaml."""
+    found = []
+    for values in NODE_VALUES:
+        for obj in render(values.parent.parent, values):
+            spec = pod_spec_of(obj) or {}
+            for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
+                found.append((values.parent.parent.name, container))
+    return found
+
+
+def test_the_node_values_name_only_images_built_here_and_never_pull():
+    """The node has no registry: an image it would pull fails the pod (ErrImageNeverPull says
+    which), so every container names a local image with pullPolicy Never."""
+    containers = node_values_containers()
+    assert {chart for chart, _ in containers} == {"resnet-serving", "locust"}
+    for chart, container in containers:
+        assert container["image"].startswith("resnet-serving/"), (chart, container["name"])
+        assert container.get("imagePullPolicy") == "Never", (chart, container["name"])
+
+
+def test_the_node_values_images_are_the_ones_make_setup_node_built():
+    refs = sorted(LOCAL_IMAGES.glob("*.ref"))
+    if not refs:
+        pytest.skip(f"no {LOCAL_IMAGES}/*.ref: `make setup-node` (as root) builds the images")
+    built = {ref.read_text().strip() for ref in refs}
+    for chart, container in node_values_containers():
+        assert container["image"] in built, (chart, container["name"], sorted(built))
