@@ -2,6 +2,9 @@
 
 --provider rehearsal (default): the local rehearsal cluster (real control plane, kwok nodes,
   the real Cluster Autoscaler where it is built).
+--provider node: the rehearsal's control plane and one real node on this machine (as root):
+  containerd, the kubelet, kube-proxy, CoreDNS; pods run as containers from local images
+  (`make setup-node`); no node autoscaler.
 --provider kind: a kind cluster in Docker, with metrics-server.
 --provider gke: a GKE cluster with an autoscaled node pool and Workload Identity, through the
   google-cloud-container client (credentials: `gcloud auth application-default login`).
@@ -59,7 +62,9 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags that name and shape a cluster (shared with `up` and `down`)."""
     parser.add_argument("--provider", choices=PROVIDERS, default="rehearsal")
     parser.add_argument(
-        "--name", default="", help="cluster name (resnet-rehearsal, resnet-kind, resnet-serving)"
+        "--name",
+        default="",
+        help="cluster name (resnet-rehearsal, resnet-node, resnet-kind, resnet-serving)",
     )
     parser.add_argument(
         "--kubeconfig", type=Path, default=DEFAULT_KUBECONFIG, help="the kubeconfig file to write"
@@ -77,6 +82,10 @@ def cluster_spec(args: argparse.Namespace) -> ClusterSpec:
     named = {"name": args.name} if args.name else {}
     if args.provider == "rehearsal":
         return rehearsal_spec(args, args.kubeconfig, **named)
+    if args.provider == "node":
+        from tooling.node.node_cluster import NodeClusterSpec
+
+        return NodeClusterSpec(args.kubeconfig, profile=profile(args.profile), **named)
     if args.provider == "kind":
         from tooling.providers.kind import KindClusterSpec
 
@@ -118,15 +127,17 @@ def rehearsal_spec(args: argparse.Namespace, kubeconfig: Path, **named: str) -> 
 def owned_rehearsal(
     provider_name: str, name: str, run_dir: Path | None = None
 ) -> contextlib.AbstractContextManager[None]:
-    """A rehearsal cluster held by this process for the verb's life (a run under a name in
-    use is refused before anything starts; tooling.rehearsal.cluster.owned); other providers'
-    clusters are not held."""
-    if provider_name != "rehearsal":
+    """A rehearsal or node cluster held by this process for the verb's life (a run under a
+    name in use is refused before anything starts; tooling.rehearsal.cluster.owned); other
+    providers' clusters are not held."""
+    if provider_name not in ("rehearsal", "node"):
         return contextlib.nullcontext()
+    from tooling.node.node_cluster import NodeClusterSpec
     from tooling.rehearsal.cluster import owned
     from tooling.rehearsal.rehearse import RehearsalClusterSpec
 
-    return owned(name or RehearsalClusterSpec.name, run_dir)
+    default = RehearsalClusterSpec.name if provider_name == "rehearsal" else NodeClusterSpec.name
+    return owned(name or default, run_dir)
 
 
 def register(verbs: argparse._SubParsersAction) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tooling import paths
 from tooling.errors import UserError
+from tooling.rehearsal import components
 
 RUN_DIR = Path("/run/resnet-serving-node")
 # Created by containerd itself, whatever the config says.
@@ -219,7 +220,9 @@ class Containerd:
                 self.ctr("containers", "delete", container, namespace=namespace, check=False)
 
     def stop(self) -> None:
-        """Kills every container, stops containerd, unmounts and removes what it left."""
+        """Kills every container, stops containerd, unmounts and removes what it left; also
+        from another process than the one that started it (containerd is found by its
+        config's path)."""
         if self.process is not None and self.process.poll() is None:
             with contextlib.suppress(subprocess.TimeoutExpired, UserError):
                 self._remove_containers()
@@ -229,7 +232,12 @@ class Containerd:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+        elif self.process is None and (pids := self.pids_of("containerd")):
+            with contextlib.suppress(subprocess.TimeoutExpired, UserError):
+                self._remove_containers()
+            stop_processes(pids)
         self.process = None
+        stop_processes([pid for pid, _ in processes_using(self.where)])  # orphaned shims
         for mount in reversed(self.mounts()):
             subprocess.run(["umount", "--lazy", mount], check=False, capture_output=True)
         for folder in self._made_fixed:
@@ -262,8 +270,31 @@ class Containerd:
         found += [f"folder {self.where.run}"] if self.where.run.exists() else []
         return found
 
+    def pids_of(self, program: str) -> list[int]:
+        """The processes of PROGRAM (a binary's name) that name this containerd's folders."""
+        return [
+            pid
+            for pid, command in processes_using(self.where)
+            if Path(command.split()[0]).name == program
+            or any(Path(word).name == program for word in command.split()[:3])
+        ]
+
     def _made_cgroups(self) -> list[Path]:
         return [cgroup for cgroup in namespace_cgroups() if cgroup not in self._cgroups_before]
+
+
+def stop_processes(pids: Sequence[int], timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+    """SIGTERM to each, then SIGKILL to those still there after TIMEOUT."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(components.alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            if components.alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def in_netns(netns: Path | None) -> list[str]:

@@ -147,9 +147,15 @@ class RealNode:
     """A node called NAME joining the control plane of KUBECONFIG (`with RealNode(...)`)."""
 
     def __init__(
-        self, name: str, kubeconfig: Path, ca_file: Path, size: NodeSize | None = None
+        self,
+        name: str,
+        kubeconfig: Path,
+        ca_file: Path,
+        size: NodeSize | None = None,
+        cluster_dns: list[str] | None = None,
     ) -> None:
         self.name, self.kubeconfig, self.ca_file = name, kubeconfig, ca_file
+        self.cluster_dns = cluster_dns
         self.size = size or NodeSize()
         self.netns_name = f"resnet-serving-{name}"
         self.netns = Path("/run/netns") / self.netns_name
@@ -174,6 +180,21 @@ class RealNode:
         makes its own in the v2 one of the hybrid layout, /sys/fs/cgroup/unified)."""
         root = containerd.CGROUP_ROOT
         return [c / CGROUP_PARENT / self.name for c in sorted(root.iterdir()) if c.is_dir()]
+
+    @property
+    def _sysctls_file(self) -> Path:
+        """The host's sysctls as they were before the kubelet ran (kept past a crash)."""
+        return containerd.cache_dir() / self.name / "host-sysctls.json"
+
+    def _host_sysctls(self) -> dict[str, str]:
+        """The sysctls before any kubelet of this node ran: the recorded ones if a run that
+        crashed left them, else the current values, recorded."""
+        if self._sysctls_file.is_file():
+            return json.loads(self._sysctls_file.read_text())
+        values = {key: Path("/proc/sys", key).read_text().strip() for key in KUBELET_SYSCTLS}
+        self._sysctls_file.parent.mkdir(parents=True, exist_ok=True)
+        self._sysctls_file.write_text(json.dumps(values))
+        return values
 
     def _make_cgroups(self) -> None:
         for cgroup in self.cgroups():
@@ -222,7 +243,7 @@ class RealNode:
             raise UserError(
                 f"kubelet is not installed in {self.runtime.tools}: run `make setup-node`"
             )
-        self._sysctls = {key: Path("/proc/sys", key).read_text().strip() for key in KUBELET_SYSCTLS}
+        self._sysctls = self._host_sysctls()
         self._make_network()
         self._make_cgroups()
         self.where.cni_conf_dir.mkdir(parents=True, exist_ok=True)
@@ -236,7 +257,7 @@ class RealNode:
         kubelet_kubeconfig.write_text(yaml.safe_dump(node_kubeconfig(control_plane, port)))
         shutil.copyfile(self.ca_file, self.where.run / "ca.crt")
         config = self.where.run / "kubelet.yaml"
-        config.write_text(yaml.safe_dump(kubelet_config(self.where, self.size)))
+        config.write_text(yaml.safe_dump(kubelet_config(self.where, self.size, self.cluster_dns)))
         root_dir = self.where.run / "kubelet"
         with (self.where.run / "kubelet.log").open("ab") as log:
             self.kubelet = subprocess.Popen(
@@ -279,9 +300,15 @@ class RealNode:
             except subprocess.TimeoutExpired:
                 self.kubelet.kill()
                 self.kubelet.wait(5)
+        elif self.kubelet is None:  # started by another process
+            containerd.stop_processes(self.runtime.pids_of("kubelet"))
         self.kubelet = None
         self.runtime.stop()
-        if self.netns.exists():
+        if self.netns.exists():  # anything still in it (a killed run's services)
+            listed = subprocess.run(
+                ["ip", "netns", "pids", self.netns_name], capture_output=True, text=True
+            )
+            containerd.stop_processes([int(pid) for pid in listed.stdout.split()])
             subprocess.run(
                 ["ip", "netns", "del", self.netns_name], check=False, capture_output=True
             )
@@ -293,9 +320,12 @@ class RealNode:
             for level in (cgroup, cgroup.parent):
                 with contextlib.suppress(OSError):
                     level.rmdir()
+        if not self._sysctls and self._sysctls_file.is_file():
+            self._sysctls = json.loads(self._sysctls_file.read_text())
         for key, value in self._sysctls.items():
             with contextlib.suppress(OSError):
                 Path("/proc/sys", key).write_text(value)
+        self._sysctls_file.unlink(missing_ok=True)
 
     def leftovers(self) -> list[str]:
         """What a deleted node must not leave: containerd's leftovers, its links and namespace,

@@ -1,4 +1,5 @@
-"""Where clusters come from: one Provider per kind (the local rehearsal, kind, GKE), each over
+"""Where clusters come from: one Provider per kind (the local rehearsal, the real node on this
+machine, kind, GKE), each over
 its own cluster spec with create, credentials, delete and the autoscaling story's target
 (tooling.providers.base); GKE's extras (a dry run's plan, the uploaded model) are optional
 capabilities."""
@@ -15,7 +16,7 @@ from tooling.providers.base import (
     UploadsModel,
 )
 
-PROVIDERS = ("rehearsal", "kind", "gke")
+PROVIDERS = ("rehearsal", "node", "kind", "gke")
 
 __all__ = [
     "PROVIDERS",
@@ -35,6 +36,10 @@ def provider(name: str) -> Provider:
         from tooling.providers.rehearsal import RehearsalProvider
 
         return RehearsalProvider()
+    if name == "node":
+        from tooling.providers.node import NodeProvider
+
+        return NodeProvider()
     if name == "kind":
         from tooling.providers.kind import KindProvider
 

@@ -151,11 +151,13 @@ def running_clusters() -> list[str]:
     return kwokctl("get", "clusters").stdout.split()
 
 
-def kwokctl_configuration(profile: Profile, apiserver_args: dict[str, str] | None = None) -> str:
+def kwokctl_configuration(
+    profile: Profile, component_args: dict[str, dict[str, str]] | None = None
+) -> str:
     """kwokctl's configuration: offline (metrics-server's manifests and kubectl are local),
-    the profile's controller timings and any extra kube-apiserver flags. (Component flags go
-    here rather than in --extra-args, whose parsing in kwokctl v0.8.0 breaks for a second
-    component.)"""
+    the profile's controller timings and any extra flags per component (after kwokctl's own,
+    so they win). (Component flags go here rather than in --extra-args, whose parsing in
+    kwokctl v0.8.0 breaks for a second component.)"""
     manifests = paths.tools_bin().parent / "metrics-server-manifests"
     configuration = {
         "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
@@ -173,9 +175,8 @@ def kwokctl_configuration(profile: Profile, apiserver_args: dict[str, str] | Non
             for component, args in (
                 ("kube-controller-manager", profile.controller_manager_args()),
                 ("metrics-server", profile.metrics_server_args()),
-                ("kube-apiserver", apiserver_args or {}),
+                *(component_args or {}).items(),
             )
-            if args
         ],
     }
     return yaml.safe_dump_all([configuration, *stages(profile)], sort_keys=False)
@@ -225,13 +226,12 @@ def create_cluster(
     kubeconfig: Path,
     profile: Profile,
     say: Callable[[str], None] = print,
-    disable: tuple[str, ...] = (),
-    apiserver_args: dict[str, str] | None = None,
+    component_args: dict[str, dict[str, str]] | None = None,
 ) -> RehearsalCluster:
     """Starts the control plane (or reuses a running one of that name) and writes its
     kubeconfig to exactly `kubeconfig`; kwokctl keeps the cluster's own files in its folder
-    (~/.kwok/clusters/NAME). `disable` leaves kwokctl's components out (a real node's cluster
-    runs no kwok-controller); `apiserver_args` are extra kube-apiserver flags."""
+    (~/.kwok/clusters/NAME). `component_args`: extra flags per component (a real node's
+    cluster: kube-apiserver's advertise address, kwok's controller kept off real nodes)."""
     missing = missing_binaries()
     if missing:
         raise UserError(
@@ -244,7 +244,7 @@ def create_cluster(
         return RehearsalCluster(name, kubeconfig)
     with tempfile.TemporaryDirectory() as scratch, creation_lock():
         kwok_config = Path(scratch) / "kwokctl.yaml"
-        kwok_config.write_text(kwokctl_configuration(profile, apiserver_args))
+        kwok_config.write_text(kwokctl_configuration(profile, component_args))
         args = [
             f"--config={kwok_config}",
             "create",
@@ -255,7 +255,6 @@ def create_cluster(
             f"--kubeconfig={kubeconfig}",
             "--wait=5m",
             "--quiet-pull",
-            *(f"--disable={component}" for component in disable),
         ]
         for flag, binary in COMPONENT_BINARIES.items():
             args.append(f"{flag}={paths.tools_bin() / binary}")

@@ -37,7 +37,8 @@ def log_file(cluster_name: str, component: str) -> Path:
 
 
 def alive(pid: int) -> bool:
-    """Is the process there (a child of ours that exited is reaped, not counted)?"""
+    """Is the process there (a child of ours that exited is reaped, not counted, nor is a
+    zombie)?"""
     with contextlib.suppress(ChildProcessError):
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
             return False
@@ -45,7 +46,10 @@ def alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    try:  # a zombie nobody has reaped yet has exited
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def running_pid(cluster_name: str, component: str) -> int | None:

@@ -40,6 +40,8 @@ class LocustSettings:
     workers: int = 2
     run_time: str = "11m"
     image: str = ""  # repository:tag; empty keeps the chart's locustio/locust
+    # Values maps applied before the run's own (a cluster's ci values file: local images)
+    chart_values: tuple[dict, ...] = ()
 
     def values(self, server_host: str) -> dict:
         values: dict = {
@@ -156,9 +158,8 @@ def start_locust_load(
     """Installs the Locust chart (a fresh Job: an earlier run's release is replaced)."""
     releases.uninstall(context.kubeconfig, LOAD_RELEASE, context.namespace, wait=True)
     host = f"http://{context.server_name}:{REST_PORT}"
-    releases.install(
-        context.kubeconfig, LOAD_RELEASE, "locust", context.namespace, settings.values(host)
-    )
+    values = (*settings.chart_values, settings.values(host))
+    releases.install(context.kubeconfig, LOAD_RELEASE, "locust", context.namespace, *values)
     say(f"load: Locust chart installed ({settings.workers} workers, shape {settings.shape})")
     return LocustLoad(
         client.CoreV1Api(context.api),

@@ -1,0 +1,160 @@
+"""A cluster whose pods run as containers on this machine (tooling.node): the rehearsal's real
+control plane and one real node. `create` starts tooling.node.daemon, which keeps it running,
+and follows its log until the node is ready; `delete` stops the daemon, which stops every
+process and removes every mount, link and cgroup it made (and cleans up itself if the daemon
+was killed). The story runs on it like on kind, with the charts' ci/node-values.yaml: the
+local images, the model from the node's model store, real Locust pods. No node autoscaler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tooling import paths, releases
+from tooling.errors import UserError
+from tooling.node import daemon
+from tooling.node.model_store import MODEL_STORE_URI
+from tooling.node.node_cluster import NodeCluster, NodeClusterSpec
+from tooling.providers.base import RunSpec, Say
+from tooling.providers.existing import tear_down
+from tooling.rehearsal.cluster import kwokctl, running_clusters
+from tooling.runs.existing_cluster import existing_cluster_target
+from tooling.runs.story import StoryTarget
+
+START_TIMEOUT_SECONDS = 900.0  # first start: the model's export and the images' import
+STOP_TIMEOUT_SECONDS = 180.0
+NODE_VALUES = {
+    chart: paths.CHARTS_DIR / chart / "ci" / "node-values.yaml"
+    for chart in ("resnet-serving", "locust")
+}
+
+
+def follow(name: str, offset: int, say: Say) -> tuple[int, list[str]]:
+    """The daemon's log lines after OFFSET said, with the new offset and the lines."""
+    log = daemon.log_file(name)
+    if not log.is_file():
+        return offset, []
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        text = handle.read()
+    complete = text[: text.rfind(b"\n") + 1]
+    lines = complete.decode(errors="replace").splitlines()
+    for line in lines:
+        if line and line != daemon.READY:
+            say(line)
+    return offset + len(complete), lines
+
+
+class NodeProvider:
+    name = "node"
+
+    def create(self, cluster: NodeClusterSpec, say: Say) -> Path:
+        if os.geteuid() != 0:
+            raise UserError("the node provider runs containers: run it as root")
+        if daemon.running_pid(cluster.name) is not None:
+            say(f"node: reusing the running cluster {cluster.name}")
+            return self.credentials(cluster, say)
+        log = daemon.log_file(cluster.name)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_bytes(b"")
+        cluster.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "tooling.node.daemon", f"--name={cluster.name}"]
+        argv += [f"--kubeconfig={cluster.kubeconfig.resolve()}"]
+        argv += [f"--profile={cluster.profile.name}"]
+        with log.open("ab") as handle:
+            process = subprocess.Popen(
+                argv,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                cwd=paths.REPO_ROOT,
+                start_new_session=True,
+            )
+        say(f"node: starting {cluster.name} (log: {log}) …")
+        offset, deadline = 0, time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            offset, lines = follow(cluster.name, offset, say)
+            if daemon.READY in lines:
+                return cluster.kubeconfig
+            failed = [line for line in lines if line.startswith(daemon.FAILED)]
+            if failed or process.poll() is not None:
+                process.wait()
+                reason = failed[0].removeprefix(daemon.FAILED).strip() if failed else "it exited"
+                raise UserError(f"the node cluster {cluster.name} did not start: {reason} ({log})")
+            time.sleep(0.5)
+        self.delete(cluster, say)
+        raise UserError(
+            f"the node cluster {cluster.name} was not ready in {START_TIMEOUT_SECONDS:.0f} s; "
+            f"see {log}"
+        )
+
+    def credentials(self, cluster: NodeClusterSpec, say: Say) -> Path:
+        if daemon.running_pid(cluster.name) is None or cluster.name not in running_clusters():
+            raise UserError(
+                f"no node cluster {cluster.name} runs: start one with "
+                "`resnet-serving cluster create --provider node`"
+            )
+        cluster.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+        cluster.kubeconfig.write_text(kwokctl("get", "kubeconfig", f"--name={cluster.name}").stdout)
+        return cluster.kubeconfig
+
+    def delete(self, cluster: NodeClusterSpec, say: Say) -> None:
+        pid = daemon.running_pid(cluster.name)
+        if pid is not None:
+            offset = daemon.log_file(cluster.name).stat().st_size
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+            while daemon.running_pid(cluster.name) is not None and time.monotonic() < deadline:
+                offset, _ = follow(cluster.name, offset, say)
+                time.sleep(0.5)
+            follow(cluster.name, offset, say)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        # Whatever a killed daemon left (and nothing if it stopped cleanly).
+        leftover = NodeCluster(cluster, say)
+        leftover.stop()
+        left = leftover.leftovers()
+        if left:
+            raise UserError(
+                f"the node cluster {cluster.name} left {len(left)} things behind: "
+                f"{'; '.join(left[:5])}"
+            )
+        daemon.pid_file(cluster.name).unlink(missing_ok=True)
+        say(f"cluster: ✓ {cluster.name} deleted")
+
+    def story_target(
+        self, cluster: NodeClusterSpec, run: RunSpec, say: Say
+    ) -> contextlib.AbstractContextManager[StoryTarget]:
+        return self._story_target(cluster, run, say)
+
+    @contextlib.contextmanager
+    def _story_target(
+        self, cluster: NodeClusterSpec, run: RunSpec, say: Say
+    ) -> Iterator[StoryTarget]:
+        """The cluster created (or reused) with the charts' node values; deleted afterwards
+        when `run.down`."""
+        settings = dataclasses.replace(
+            run.load.locust_settings(),  # a bad shape fails before the cluster is made
+            chart_values=tuple(releases.values_from_files(NODE_VALUES["locust"])),
+        )
+        kubeconfig = self.create(cluster, say)
+        try:
+            yield existing_cluster_target(
+                kubeconfig,
+                self.name,
+                run.model_uri or MODEL_STORE_URI,
+                settings,
+                say,
+                server_values=tuple(releases.values_from_files(NODE_VALUES["resnet-serving"])),
+            )
+        finally:
+            if run.down:
+                tear_down(self, cluster, run, say)
