@@ -7,7 +7,6 @@ slow: a control plane, a real node, two pods."""
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import json
 import os
@@ -124,11 +123,11 @@ def _routes() -> str:
 
 @pytest.mark.slow
 @runtime
-def test_a_pod_reaches_another_by_its_service_name_then_nothing_is_left(tmp_path, monkeypatch):
+def test_a_pod_reaches_another_by_its_service_name_then_nothing_is_left(tmp_path):
     from kubernetes import client
 
     from tooling.kube import api_client
-    from tooling.node import node as node_module
+    from tooling.node.node import RealNode
     from tooling.rehearsal.cluster import delete_cluster
 
     tools = paths.tools_bin()
@@ -137,12 +136,6 @@ def test_a_pod_reaches_another_by_its_service_name_then_nothing_is_left(tmp_path
             pytest.skip(f"{needed} is not installed: run `make setup-node`")
     if not (IMAGES / "fetcher.tar").exists():
         pytest.skip("the fetcher image is missing: run `make setup-node`")
-    # the kubelet hands pods the cluster DNS (until RealNode takes it as an argument)
-    monkeypatch.setattr(
-        node_module,
-        "kubelet_config",
-        functools.partial(node_module.kubelet_config, cluster_dns=[cluster_dns.CLUSTER_DNS_IP]),
-    )
     name = f"svc-test-{os.getpid()}"
     before, routes, settings = _host_network(), _routes(), kube_proxy.read_settings()
     node = proxy = dns = None
@@ -150,7 +143,7 @@ def test_a_pod_reaches_another_by_its_service_name_then_nothing_is_left(tmp_path
         kubeconfig, ca_file = _kwok_control_plane_without_kwok(name, tmp_path)
         api = api_client(kubeconfig)
         core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
-        node = node_module.RealNode(name, kubeconfig, ca_file)
+        node = RealNode(name, kubeconfig, ca_file, cluster_dns=[cluster_dns.CLUSTER_DNS_IP])
         node.start()
 
         def ready() -> bool:
