@@ -25,8 +25,9 @@ HTTPS = {"model": {"source": {"uri": "https://models.example.com/m/image_classif
 BUNDLE = {"configMap": "kube-root-ca.crt", "key": "ca.crt"}
 
 
-def make_ca(folder: Path, name: str = "test-ca") -> tuple[Path, Path]:
-    """A private CA (openssl, RSA as kwokctl's): FOLDER/NAME.crt and NAME.key."""
+def make_ca(folder: Path, name: str = "test-ca", serial: int | None = None) -> tuple[Path, Path]:
+    """A private CA (openssl, RSA as kwokctl's; kwokctl's has serial 0): FOLDER/NAME.crt and
+    NAME.key."""
     cert, key = folder / f"{name}.crt", folder / f"{name}.key"
     subprocess.run(
         [
@@ -34,6 +35,7 @@ def make_ca(folder: Path, name: str = "test-ca") -> tuple[Path, Path]:
             *("-keyout", str(key), "-out", str(cert), "-subj", f"/CN={name}"),
             *("-addext", "basicConstraints=critical,CA:TRUE"),
             *("-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"),
+            *(("-set_serial", str(serial)) if serial is not None else ()),
         ],
         check=True,
         capture_output=True,

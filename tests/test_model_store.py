@@ -11,6 +11,7 @@ import http.client
 import os
 import socket
 import ssl
+import subprocess
 import tarfile
 import time
 from collections.abc import Iterator
@@ -80,6 +81,45 @@ def test_another_name_or_another_ca_is_refused(store, ca, tmp_path):
     other, _ = make_ca(tmp_path, "other-ca")
     with pytest.raises(ssl.SSLCertVerificationError, match="local issuer"):
         connection_for(store, other, DNS_NAMES[0])
+
+
+@pytest.mark.parametrize("serial", [None, 0], ids=["ca", "serial-0-ca-as-kwokctls"])
+@pytest.mark.parametrize("tool", ["cryptography", "openssl"])
+def test_either_tool_issues_a_certificate_openssl_verifies_for_the_services_names(
+    tool, serial, tmp_path
+):
+    ca_cert, ca_key = make_ca(tmp_path, "cluster-ca", serial)
+    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
+    model_store.issue_server_certificate(ca_cert, ca_key, cert, key, ips=("10.233.0.2",), tool=tool)
+    assert key.stat().st_mode & 0o777 == 0o600
+    for name in DNS_NAMES[:2]:
+        verified = subprocess.run(
+            [
+                "openssl",
+                "verify",
+                "-CAfile",
+                ca_cert,
+                "-purpose",
+                "sslserver",
+                "-verify_hostname",
+                name,
+                cert,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert verified.returncode == 0, verified.stderr
+    wrong = subprocess.run(
+        ["openssl", "verify", "-CAfile", ca_cert, "-verify_hostname", "elsewhere", cert],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert wrong.returncode != 0
+    peer = x509.load_pem_x509_certificate(cert.read_bytes())
+    sans = peer.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["10.233.0.2"]
 
 
 def request(store: ModelStore, ca_cert: Path, method: str, path: str) -> tuple[int, dict, bytes]:

@@ -5,7 +5,7 @@ the chart's `model.source.caBundle` set to `kube-root-ca.crt`.
 - `model_tarball()`: `resnet-serving model export` (seeded random weights, offline) and
   `model package`, once per content of tooling/model/*.py, kept in the per-user cache.
 - `issue_server_certificate()`: a server certificate for the store's Service names, signed by
-  the CA (kwokctl's pki/ca.crt and ca.key), made with `cryptography`.
+  the CA (kwokctl's pki/ca.crt and ca.key), made with `cryptography`, else the openssl CLI.
 - `ModelStore`: `model_store_server` as a process in the node's netns, on NODE_ADDRESS:PORT.
 - `model_store_objects()`: its Namespace, a selectorless Service and the EndpointSlice to the
   node's address, so kube-proxy takes pods to MODEL_STORE_URI.
@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import importlib.util
 import ipaddress
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -101,15 +104,35 @@ def issue_server_certificate(
     key_out: Path,
     dns_names: tuple[str, ...] = DNS_NAMES,
     ips: tuple[str, ...] = (),
+    tool: str | None = None,
 ) -> None:
     """Writes a server certificate for `dns_names` and `ips` signed by the CA, and its key
-    (P-256, mode 0600)."""
+    (P-256, mode 0600): with `cryptography` when the venv has it and it reads the CA, else
+    with the openssl CLI (`tool` forces one)."""
+    tool = tool or ("cryptography" if importlib.util.find_spec("cryptography") else "openssl")
+    key_out.touch(mode=0o600)
+    if tool == "cryptography":
+        try:
+            cert_out.write_bytes(_sign_with_cryptography(ca_cert, ca_key, key_out, dns_names, ips))
+            return
+        except ValueError:  # a CA it refuses (kwokctl's has serial 0): openssl takes it
+            pass
+    _sign_with_openssl(ca_cert, ca_key, cert_out, key_out, dns_names, ips)
+
+
+def _sign_with_cryptography(
+    ca_cert: Path, ca_key: Path, key_out: Path, dns_names: tuple[str, ...], ips: tuple[str, ...]
+) -> bytes:
+    """The PEM certificate; writes its new key to `key_out`."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.utils import CryptographyDeprecationWarning
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    authority = x509.load_pem_x509_certificate(ca_cert.read_bytes())
+    with warnings.catch_warnings():  # kwokctl's CA has serial 0, which RFC 5280 disallows
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        authority = x509.load_pem_x509_certificate(ca_cert.read_bytes())
     signer = serialization.load_pem_private_key(ca_key.read_bytes(), password=None)
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
@@ -151,7 +174,6 @@ def issue_server_certificate(
     except x509.ExtensionNotFound:
         pass
     certificate = builder.sign(signer, hashes.SHA256())  # type: ignore[arg-type]
-    key_out.touch(mode=0o600)
     key_out.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -159,7 +181,48 @@ def issue_server_certificate(
             serialization.NoEncryption(),
         )
     )
-    cert_out.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def _sign_with_openssl(
+    ca_cert: Path,
+    ca_key: Path,
+    cert_out: Path,
+    key_out: Path,
+    dns_names: tuple[str, ...],
+    ips: tuple[str, ...],
+) -> None:
+    """The same certificate and key with the openssl CLI."""
+    sans = ",".join([*(f"DNS:{name}" for name in dns_names), *(f"IP:{ip}" for ip in ips)])
+    extensions = (
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature\n"
+        "extendedKeyUsage=serverAuth\n"
+        f"subjectAltName={sans}\n"
+        "subjectKeyIdentifier=hash\n"
+        "authorityKeyIdentifier=keyid\n"
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        request, extfile = Path(scratch) / "server.csr", Path(scratch) / "ext.cnf"
+        extfile.write_text(extensions)
+        serial = f"0x{secrets.token_hex(16)}"
+        commands = [
+            ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key_out],
+            ["req", "-new", "-key", key_out, "-subj", f"/CN={dns_names[0]}", "-out", request],
+            [
+                *("x509", "-req", "-in", request, "-CA", ca_cert, "-CAkey", ca_key),
+                *("-set_serial", serial, "-days", str(CERTIFICATE_DAYS), "-sha256"),
+                *("-extfile", extfile, "-out", cert_out),
+            ],
+        ]
+        for command in commands:
+            result = subprocess.run(
+                ["openssl", *map(str, command)], capture_output=True, text=True, check=False
+            )
+            if result.returncode != 0:
+                raise UserError(
+                    f"model store: openssl {command[0]} failed: {result.stderr.strip()[-300:]}"
+                )
 
 
 class ModelStore:
