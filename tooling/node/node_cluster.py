@@ -34,16 +34,26 @@ Say = Callable[[str], None]
 IMAGES = ("pause", "fetcher", "tfserving-stand-in", "locust")
 
 
-# The `kubernetes` Service's endpoint is the host's end of the node's veth, which pods reach;
-# kwok's controller (metrics-server's dependency in kwokctl) manages only kwok's own nodes, not
-# the real one (with --manage-all-nodes it marks it Ready and fakes its pods' status).
-CONTROL_PLANE_ARGS = {
-    "kube-apiserver": {"advertise-address": HOST_ADDRESS},
-    "kwok-controller": {
-        "manage-all-nodes": "false",
-        "manage-nodes-with-annotation-selector": "kwok.x-k8s.io/node=fake",
-    },
-}
+def control_plane_args(name: str) -> dict[str, dict[str, str]]:
+    """The rehearsal's control plane, fitted to a real node: the `kubernetes` Service's
+    endpoint is the host's end of the node's veth, which pods reach; the API server reaches
+    the kubelet (logs, exec, port-forward) at its InternalIP (its name does not resolve on
+    the host) with the admin certificate, which the kubelet's client CA signed; kwok's
+    controller (metrics-server's dependency in kwokctl) manages only kwok's own nodes: with
+    --manage-all-nodes it marks the real node Ready and fakes its pods' status."""
+    pki = components.cluster_workdir(name) / "pki"
+    return {
+        "kube-apiserver": {
+            "advertise-address": HOST_ADDRESS,
+            "kubelet-preferred-address-types": "InternalIP,Hostname",
+            "kubelet-client-certificate": str(pki / "admin.crt"),
+            "kubelet-client-key": str(pki / "admin.key"),
+        },
+        "kwok-controller": {
+            "manage-all-nodes": "false",
+            "manage-nodes-with-annotation-selector": "kwok.x-k8s.io/node=fake",
+        },
+    }
 
 
 @dataclass(frozen=True)
@@ -115,7 +125,7 @@ class NodeCluster:
             spec.kubeconfig,
             spec.profile,
             say,
-            component_args=CONTROL_PLANE_ARGS,
+            component_args=control_plane_args(spec.name),
         )
         api = api_client(spec.kubeconfig)
         core = client.CoreV1Api(api)
