@@ -109,39 +109,44 @@ def local_server(exported_model, tmp_path_factory) -> Iterator[process.LocalServ
         yield server
 
 
-SLOW_FIXTURES = frozenset({"exported_model", "local_server", "shared_cluster"})
+SLOW_FIXTURES = frozenset({"exported_model", "local_server", "shared_cluster", "node_cluster"})
 REHEARSAL_FIXTURES = frozenset({"shared_cluster"})
+# Session fixtures that live only while the tests using them run: their tests run one after
+# another, and each is deleted after its last test (see `pytest_runtest_teardown`).
+SHARED_FIXTURES = ("shared_cluster", "node_cluster")
 FAST_LIMIT_SECONDS = 10.0  # a test in the fast tier taking longer is named at the end
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Marks each test by what it uses: the shared cluster makes it `rehearsal`; that, `e2e`,
-    the exported model or its server make it `slow`. The modules on the shared cluster run one
-    after another, so the cluster lives only while they run (see `shared_cluster`)."""
+    """Marks each test by what it uses: the shared cluster makes it `rehearsal`, the node
+    cluster `node`; those, `e2e`, the exported model or its server make it `slow`. The tests
+    on each shared cluster run one after another, so it lives only while they run."""
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         if used & REHEARSAL_FIXTURES:
             item.add_marker(pytest.mark.rehearsal)
+        if "node_cluster" in used:
+            item.add_marker(pytest.mark.node)
         if (
             used & SLOW_FIXTURES
             or any(item.iter_markers("rehearsal"))
             or any(item.iter_markers("e2e"))
         ):
             item.add_marker(pytest.mark.slow)
-    on_cluster = [item for item in items if "shared_cluster" in getattr(item, "fixturenames", ())]
-    if on_cluster:
-        first = items.index(on_cluster[0])
-        users = set(on_cluster)
-        rest = [item for item in items if item not in users]
-        items[:] = rest[:first] + on_cluster + rest[first:]
+    for fixture in SHARED_FIXTURES:
+        on_cluster = [item for item in items if fixture in getattr(item, "fixturenames", ())]
+        if on_cluster:
+            first = items.index(on_cluster[0])
+            users = set(on_cluster)
+            rest = [item for item in items if item not in users]
+            items[:] = rest[:first] + on_cluster + rest[first:]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """The tests that will run on the shared cluster (after `-m` and `-k` chose)."""
-    _SHARED_CLUSTER_USERS.update(
-        item.nodeid for item in session.items if "shared_cluster" in item.fixturenames
-    )
+    """The tests that will run on each shared cluster (after `-m` and `-k` chose)."""
+    for fixture, users in _SHARED_USERS.items():
+        users.update(item.nodeid for item in session.items if fixture in item.fixturenames)
 
 
 FAST_TIER_OVERRUNS: list[tuple[str, float]] = []
@@ -191,8 +196,9 @@ def bare_rehearsal_cluster(
         delete_cluster(name)
 
 
-_SHARED_CLUSTER_USERS: set[str] = set()  # node ids of the tests still to run on it
-_SHARED_CLUSTER = contextlib.ExitStack()
+# Per shared fixture: the node ids of the tests still to use it, and what closes it.
+_SHARED_USERS: dict[str, set[str]] = {fixture: set() for fixture in SHARED_FIXTURES}
+_SHARED_STACKS = {fixture: contextlib.ExitStack() for fixture in SHARED_FIXTURES}
 
 
 @pytest.fixture(scope="session")
@@ -210,16 +216,52 @@ def shared_cluster(tmp_path_factory) -> Iterator[tuple[Path, object]]:
         )
     folder = tmp_path_factory.mktemp("shared-cluster")
     name = f"shared-{os.getpid()}"
-    yield _SHARED_CLUSTER.enter_context(bare_rehearsal_cluster(name, folder, "default"))
-    _SHARED_CLUSTER.close()
+    stack = _SHARED_STACKS["shared_cluster"]
+    yield stack.enter_context(bare_rehearsal_cluster(name, folder, "default"))
+    stack.close()
+
+
+def node_cluster_skip_reason() -> str | None:
+    """Why the node cluster cannot start here, or None."""
+    from tooling.node.node_cluster import missing_node_parts
+
+    if os.geteuid() != 0:
+        return "the node cluster runs containers: run the tests as root (CI does)"
+    missing = missing_node_parts()
+    if missing:
+        return f"the real node's parts missing ({', '.join(missing)}): run `make setup-node`"
+    return None
+
+
+@pytest.fixture(scope="session")
+def node_cluster(tmp_path_factory) -> Iterator[object]:
+    """One cluster whose pods run as containers (`cluster create --provider node`): the real
+    control plane, one real node, the local images, the model store. Deleted after the last
+    test using it, which checks that nothing was left behind. Yields its NodeClusterSpec."""
+    reason = node_cluster_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from tooling.node.node_cluster import NodeClusterSpec
+    from tooling.providers.node import NodeProvider
+
+    spec = NodeClusterSpec(
+        tmp_path_factory.mktemp("node-cluster") / "kubeconfig", f"node-{os.getpid()}"
+    )
+    provider = NodeProvider()
+    stack = _SHARED_STACKS["node_cluster"]
+    stack.callback(provider.delete, spec, print)  # raises if anything was left behind
+    provider.create(spec, print)
+    yield spec
+    stack.close()
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     yield  # the test's own fixtures (a module's namespace among them) are torn down first
-    _SHARED_CLUSTER_USERS.discard(item.nodeid)
-    if not _SHARED_CLUSTER_USERS:
-        _SHARED_CLUSTER.close()  # a no-op unless the cluster is up
+    for fixture, users in _SHARED_USERS.items():
+        users.discard(item.nodeid)
+        if not users:
+            _SHARED_STACKS[fixture].close()  # a no-op unless it is up
 
 
 @contextlib.contextmanager

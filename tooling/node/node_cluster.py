@@ -69,6 +69,27 @@ def images_dir() -> Path:
     return paths.tools_bin().parent / "images"
 
 
+NODE_BINARIES = (
+    "containerd",
+    "containerd-shim-runc-v2",
+    "ctr",
+    "runc",
+    "kubelet",
+    "kube-proxy",
+    "coredns",
+)
+CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
+
+
+def missing_node_parts() -> list[str]:
+    """What `make setup-node` has not installed yet: binaries, CNI plugins, local images."""
+    tools = paths.tools_bin()
+    missing = [name for name in NODE_BINARIES if not (tools / name).is_file()]
+    missing += [f"cni {n}" for n in CNI_PLUGINS if not (tools.parent / "cni-bin" / n).is_file()]
+    missing += [f"image {n}" for n in IMAGES if not (images_dir() / f"{n}.tar").is_file()]
+    return missing
+
+
 def archive_digest(archive: Path) -> str:
     """The manifest digest an image archive's index names (what containerd records)."""
     with tarfile.open(archive) as packed:
@@ -116,9 +137,10 @@ class NodeCluster:
 
     def _start(self) -> None:
         spec, say = self.spec, self.say
-        missing = [n for n in IMAGES if not (images_dir() / f"{n}.tar").is_file()]
+        missing = missing_node_parts()
         if missing:
-            raise UserError(f"local images missing ({', '.join(missing)}): run `make setup-node`")
+            parts = ", ".join(missing)
+            raise UserError(f"the node's parts missing ({parts}): run `make setup-node`")
         tarball = model_store.model_tarball(progress=say)
         create_cluster(
             spec.name,

@@ -27,6 +27,7 @@ from tooling.providers.base import RunSpec, Say
 from tooling.providers.existing import tear_down
 from tooling.rehearsal.cluster import kwokctl, running_clusters
 from tooling.runs.existing_cluster import existing_cluster_target
+from tooling.runs.locust_load import LocustSettings
 from tooling.runs.story import StoryTarget
 
 START_TIMEOUT_SECONDS = 900.0  # first start: the model's export and the images' import
@@ -139,22 +140,33 @@ class NodeProvider:
     def _story_target(
         self, cluster: NodeClusterSpec, run: RunSpec, say: Say
     ) -> Iterator[StoryTarget]:
-        """The cluster created (or reused) with the charts' node values; deleted afterwards
-        when `run.down`."""
-        settings = dataclasses.replace(
-            run.load.locust_settings(),  # a bad shape fails before the cluster is made
-            chart_values=tuple(releases.values_from_files(NODE_VALUES["locust"])),
-        )
+        """The cluster created (or reused) as the story's target; deleted afterwards when
+        `run.down`."""
+        settings = run.load.locust_settings()  # a bad shape fails before the cluster is made
         kubeconfig = self.create(cluster, say)
         try:
-            yield existing_cluster_target(
-                kubeconfig,
-                self.name,
-                run.model_uri or MODEL_STORE_URI,
-                settings,
-                say,
-                server_values=tuple(releases.values_from_files(NODE_VALUES["resnet-serving"])),
-            )
+            yield node_story_target(kubeconfig, run, settings, say)
         finally:
             if run.down:
                 tear_down(self, cluster, run, say)
+
+
+def node_locust_settings(settings: LocustSettings) -> LocustSettings:
+    """The Locust chart's run with the node values (the local image) under its own."""
+    values = tuple(releases.values_from_files(NODE_VALUES["locust"]))
+    return dataclasses.replace(settings, chart_values=values)
+
+
+def node_story_target(
+    kubeconfig: Path, run: RunSpec, settings: LocustSettings, say: Say
+) -> StoryTarget:
+    """A running node cluster as the story's target: the server with the node values after
+    the run's values files, the model from the node's model store unless --model-uri."""
+    return existing_cluster_target(
+        kubeconfig,
+        "node",
+        run.model_uri or MODEL_STORE_URI,
+        node_locust_settings(settings),
+        say,
+        server_values=tuple(releases.values_from_files(NODE_VALUES["resnet-serving"])),
+    )
