@@ -174,6 +174,21 @@ def test_a_stopped_store_leaves_nothing_and_no_longer_listens(ca, tmp_path):
         socket.create_connection(("127.0.0.1", port), timeout=2)
 
 
+def test_a_store_another_process_started_is_stopped_by_its_run_folder(ca, tmp_path):
+    """`cluster create` starts the store and `cluster delete`, another process, stops it."""
+    tarball = tmp_path / "m.tar.gz"
+    tarball.write_bytes(b"x")
+    started = ModelStore("other", None, *ca, tarball, tmp_path / "run", "127.0.0.1", 0)
+    started.start()
+    pid = started.process.pid
+    started.process = None  # as if this process had ended; the server runs on
+    later = ModelStore("other", None, *ca, Path("/dev/null"), tmp_path / "run", "127.0.0.1", 0)
+    assert later.server_pids() == [pid]
+    later.stop()
+    assert later.leftovers() == []
+    os.waitpid(pid, 0)  # reap it (it was this test's child)
+
+
 def test_a_port_in_use_fails_in_one_line_naming_the_address(store, ca, tmp_path):
     tarball = tmp_path / "m.tar.gz"
     tarball.write_bytes(b"x")

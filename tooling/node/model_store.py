@@ -13,6 +13,7 @@ the chart's `model.source.caBundle` set to `kube-root-ca.crt`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import importlib.util
@@ -225,6 +226,15 @@ def _sign_with_openssl(
                 )
 
 
+def alive(pid: int) -> bool:
+    """Whether process PID runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 class ModelStore:
     """The model store's server process for cluster NAME, in the network namespace `netns`
     (None: this one), serving `tarball` at URL_PATH on `address`:`port` (0: any free port,
@@ -278,6 +288,7 @@ class ModelStore:
         """Issues the certificate and starts the server; returns once it listens."""
         if not self.tarball.is_file():
             raise UserError(f"model store: no tarball {self.tarball}")
+        self.stop()  # a server an earlier run of this store left
         self.run_dir.mkdir(parents=True, exist_ok=True)
         issue_server_certificate(
             self.ca_cert, self.ca_key, self.cert, self.run_dir / "server.key", ips=(self.address,)
@@ -308,7 +319,8 @@ class ModelStore:
         )
 
     def stop(self) -> None:
-        """Ends the server (SIGTERM, then SIGKILL) and removes `run_dir`."""
+        """Ends the server (SIGTERM, then SIGKILL), also one another process started (`cluster
+        create` and `cluster delete` are two commands), and removes `run_dir`."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -317,20 +329,35 @@ class ModelStore:
                 self.process.kill()
                 self.process.wait(STOP_TIMEOUT_SECONDS)
         self.process = None
+        strays = self.server_pids()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in strays:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+            while strays and time.monotonic() < deadline:
+                strays = [pid for pid in strays if alive(pid)]
+                time.sleep(0.05)
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
-    def leftovers(self) -> list[str]:
-        """What a stopped store would have left: a process naming its run folder, the folder."""
+    def server_pids(self) -> list[int]:
+        """Running processes of this store's server: the module, named with this run folder."""
         found = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
                 continue
             try:
-                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except (OSError, UnicodeDecodeError):
+                words = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            except OSError:
                 continue
-            if "tooling.node.model_store_server" in command and str(self.run_dir) in command:
-                found.append(f"process {entry.name}: {command.strip()}")
+            ours = any(w.startswith("--cert=") and str(self.run_dir) in w for w in words)
+            if ours and "tooling.node.model_store_server" in words and alive(int(entry.name)):
+                found.append(int(entry.name))
+        return found
+
+    def leftovers(self) -> list[str]:
+        """What a stopped store would have left: a server process, its run folder."""
+        found = [f"model store process {pid}" for pid in self.server_pids()]
         if self.run_dir.exists():
             found.append(f"folder {self.run_dir}")
         return found
