@@ -15,7 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
+from tooling.kube import api_client, list_items, pod_ready
+from tooling.names import APP_NAMESPACE, SELECTOR, SERVER_NAME
+from tooling.pod_usage import USAGE_CPU_ANNOTATION
 from tooling.rehearsal import components
 from tooling.rehearsal.cluster import kwokctl, missing_binaries
 from tooling.rehearsal.profiles import profile
@@ -88,6 +92,58 @@ def inject_faults(cluster: str, run_dir: Path, windows: dict[str, tuple[float, f
         windows[component] = (start, timeline_now())
 
 
+def why_not_scaled_in(kubeconfig: Path) -> str:
+    """What the autoscalers saw at the end, for a run that stayed scaled out: each replica's pod
+    (Ready, node, the CPU written for kwok) with its metrics in metrics.k8s.io (a pod without
+    them counts at 100 % of its request on a scale-down), the HPA's replicas, metric and
+    conditions, and the nodes."""
+    api = api_client(kubeconfig)
+    lines = []
+    try:
+        listed = client.CustomObjectsApi(api).list_namespaced_custom_object(
+            "metrics.k8s.io", "v1beta1", APP_NAMESPACE, "pods", label_selector=SELECTOR
+        )
+        served = {m["metadata"]["name"]: m["containers"] for m in listed["items"]}
+    except client.ApiException as error:
+        served = {}
+        lines.append(f"metrics.k8s.io: {error.status} {error.reason}")
+    core = client.CoreV1Api(api)
+    for pod in list_items(core.list_namespaced_pod, APP_NAMESPACE, label_selector=SELECTOR):
+        meta = pod["metadata"]
+        usage = (meta.get("annotations") or {}).get(USAGE_CPU_ANNOTATION)
+        cpu = [c["usage"]["cpu"] for c in served[meta["name"]]] if meta["name"] in served else None
+        lines.append(
+            f"pod {meta['name']}: ready {pod_ready(pod)}, node {pod['spec'].get('nodeName')}, "
+            f"{USAGE_CPU_ANNOTATION} {usage}, metrics.k8s.io cpu {cpu or 'NONE'}"
+            + (", being deleted" if meta.get("deletionTimestamp") else "")
+        )
+    status = (
+        client.AutoscalingV2Api(api)
+        .read_namespaced_horizontal_pod_autoscaler(SERVER_NAME, APP_NAMESPACE)
+        .status
+    )
+    utilization = [
+        m.resource.current.average_utilization for m in status.current_metrics or [] if m.resource
+    ]
+    lines.append(
+        f"HPA: {status.current_replicas} → {status.desired_replicas} replicas, "
+        f"CPU {utilization} % of requests"
+    )
+    lines += [f"HPA {c.type} {c.status} {c.reason}: {c.message}" for c in status.conditions or []]
+    nodes = list_items(core.list_node)
+    lines.append(f"nodes: {', '.join(n['metadata']['name'] for n in nodes)}")
+    return "\n".join(lines)
+
+
+def diagnosed(kubeconfig: Path) -> str:
+    """why_not_scaled_in, or why it could not be read (the run's own failure stays the one
+    reported)."""
+    try:
+        return why_not_scaled_in(kubeconfig)
+    except Exception as error:  # a diagnosis must not hide the failure
+        return f"(could not read the cluster's state: {error!r})"
+
+
 @pytest.fixture(scope="module")
 def faulted_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("faults")
@@ -103,15 +159,17 @@ def faulted_run(tmp_path_factory):
         injector.start()
         result = run_story(target, StorySpec(run_dir), say=print)
         injector.join(timeout=5)
+        why = "" if result.scaled_in else diagnosed(target.kubeconfig)
     with open(result.events, newline="") as handle:
         events = list(csv.DictReader(handle))
-    return result, read_timeline(result.timeline), events, windows
+    return result, read_timeline(result.timeline), events, windows, why
 
 
 def test_the_run_outlives_a_frozen_api_server_and_keeps_the_gap(faulted_run):
-    result, rows, events, windows = faulted_run
+    result, rows, events, windows, why = faulted_run
     start, end = windows["kube-apiserver"]
-    assert result.scaled_in  # the run went on to its end, replicas and nodes back down
+    # the run went on to its end, replicas and nodes back down
+    assert result.scaled_in, f"not scaled back in; at the end:\n{why}"
     gap = [row for row in rows if row["replicas_ready"] is None]
     assert gap and all(start - 1 <= row["t_seconds"] <= end + 12 for row in gap)
     assert any(row["replicas_ready"] is not None for row in rows if row["t_seconds"] > end + 12)
@@ -122,7 +180,7 @@ def test_the_run_outlives_a_frozen_api_server_and_keeps_the_gap(faulted_run):
 
 
 def test_a_stopped_metrics_server_is_reported_and_the_hpa_recovers(faulted_run):
-    result, rows, events, windows = faulted_run
+    result, rows, events, windows, _ = faulted_run
     start, end = windows["metrics-server"]
     missing = [
         e

@@ -14,11 +14,8 @@ from kubernetes import client
 
 from tooling.fleet.endpoints import Fleet
 from tooling.kube import list_items
-from tooling.pod_usage import write_usage_cpu
-from tooling.quantities import millicores
+from tooling.pod_usage import usage_cpu, write_usage_cpu
 from tooling.runs.transient import TRANSIENT_ERRORS
-
-IDLE = "1m"  # what a pod with no replica (not ready yet) uses
 
 
 @dataclass
@@ -50,7 +47,9 @@ class UsageWriter:
         )
         for pod in pods:
             name = pod["metadata"]["name"]
-            value = millicores(self.cores_used(name, now)) if name in self.fleet.replicas else IDLE
+            # a pod with no replica (not ready yet) idles
+            used = self.cores_used(name, now) if name in self.fleet.replicas else 0.0
+            value = usage_cpu(used)
             if self.written.get(name) != value:
                 with contextlib.suppress(client.ApiException):  # a pod that just went away
                     write_usage_cpu(core, self.fleet.namespace, name, value)

@@ -19,8 +19,8 @@ from kubernetes.client.rest import ApiException
 from tooling.kube import list_items, pod_ready
 from tooling.load_model import THINK_SECONDS, LoadPoint, load_point
 from tooling.loadgen.load_shapes import Shape, shape_seconds
-from tooling.pod_usage import USAGE_CPU_ANNOTATION, write_usage_cpu
-from tooling.quantities import cpu_cores, millicores
+from tooling.pod_usage import USAGE_CPU_ANNOTATION, usage_cpu, write_usage_cpu
+from tooling.quantities import cpu_cores
 from tooling.runs.timeline import LoadSample
 from tooling.runs.transient import TRANSIENT_ERRORS
 
@@ -58,7 +58,7 @@ class LoadDriver:
         changed = []
         for pod in pods:
             name = pod["metadata"]["name"]
-            value = millicores(point.cpu_cores_per_pod if name in ready else 0.001)
+            value = usage_cpu(point.cpu_cores_per_pod if name in ready else 0.0)
             if (pod["metadata"].get("annotations") or {}).get(USAGE_CPU_ANNOTATION) != value:
                 changed.append((name, value))
         # hundreds of replicas change together: their patches go out side by side, or one
