@@ -20,6 +20,7 @@ from test_node_setup import IMAGES, _host_network, _kwok_control_plane_without_k
 
 from tooling import paths
 from tooling.node import cluster_dns, kube_proxy
+from tooling.node.containerd import in_netns
 from tooling.node.node import NODE_ADDRESS, POD_SUBNET, SERVICE_SUBNET
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,6 +165,8 @@ def test_a_pod_reaches_another_by_its_service_name_then_nothing_is_left(tmp_path
         dns.start()
         proxy.wait_ready()
         dns.wait_ready()
+        inside = [*in_netns(node.netns), "cat", "/proc/sys/net/bridge/bridge-nf-call-iptables"]
+        assert subprocess.run(inside, capture_output=True, text=True).stdout.strip() == "1"
         # no upstream: outside the cluster's zones, REFUSED; an unknown Service, NXDOMAIN
         assert cluster_dns.query("example.com")[0] == cluster_dns.RCODE_REFUSED
         unknown = cluster_dns.query("nothing.default.svc.cluster.local")
@@ -181,16 +184,16 @@ def test_a_pod_reaches_another_by_its_service_name_then_nothing_is_left(tmp_path
         cluster_ip = core.create_namespaced_service("default", web).spec.cluster_ip
         _wait_phase(core, "web", {"Running"})
         assert cluster_dns.query("web.default.svc.cluster.local") == (0, [cluster_ip])
-        ask = (
-            "cat /etc/resolv.conf; nslookup web.default.svc.cluster.local; "
+        ask = (  # its output as the termination message: the API server reads no kubelet logs
+            "set -e; { cat /etc/resolv.conf; nslookup web.default.svc.cluster.local; "
             "curl -sS --max-time 10 http://web.default.svc.cluster.local/; "
-            "curl -sS --max-time 10 http://web/"
+            "curl -sS --max-time 10 http://web/; } > /dev/termination-log 2>&1"
         )
         core.create_namespaced_pod(
             "default", _pod("client", ask, nodeName=name, restartPolicy="Never")
         )
         done = _wait_phase(core, "client", {"Succeeded", "Failed"})
-        log = core.read_namespaced_pod_log("client", "default")
+        log = done.status.container_statuses[0].state.terminated.message or ""
         assert done.status.phase == "Succeeded", log
         assert f"nameserver {cluster_dns.CLUSTER_DNS_IP}" in log  # the kubelet's clusterDNS
         assert cluster_ip in log  # nslookup through the kube-dns ClusterIP
