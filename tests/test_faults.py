@@ -130,8 +130,14 @@ def why_not_scaled_in(kubeconfig: Path) -> str:
         f"CPU {utilization} % of requests"
     )
     lines += [f"HPA {c.type} {c.status} {c.reason}: {c.message}" for c in status.conditions or []]
-    nodes = list_items(core.list_node)
-    lines.append(f"nodes: {', '.join(n['metadata']['name'] for n in nodes)}")
+    nodes = [
+        (
+            n["metadata"]["name"],
+            [c["status"] for c in n["status"].get("conditions") or [] if c["type"] == "Ready"],
+        )
+        for n in list_items(core.list_node)
+    ]
+    lines.append("nodes (Ready): " + ", ".join(f"{name} {ready}" for name, ready in nodes))
     return "\n".join(lines)
 
 
