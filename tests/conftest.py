@@ -128,6 +128,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.rehearsal)
         if "node_cluster" in used:
             item.add_marker(pytest.mark.node)
+        if any(item.iter_markers("node")):  # also a test that asks for it as it runs
+            item.add_marker(pytest.mark.slow)
         if (
             used & SLOW_FIXTURES
             or any(item.iter_markers("rehearsal"))
@@ -135,7 +137,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         ):
             item.add_marker(pytest.mark.slow)
     for fixture in SHARED_FIXTURES:
-        on_cluster = [item for item in items if fixture in getattr(item, "fixturenames", ())]
+        on_cluster = [item for item in items if uses(item, fixture)]
         if on_cluster:
             first = items.index(on_cluster[0])
             users = set(on_cluster)
@@ -146,7 +148,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_collection_finish(session: pytest.Session) -> None:
     """The tests that will run on each shared cluster (after `-m` and `-k` chose)."""
     for fixture, users in _SHARED_USERS.items():
-        users.update(item.nodeid for item in session.items if fixture in item.fixturenames)
+        users.update(item.nodeid for item in session.items if uses(item, fixture))
+
+
+def uses(item: pytest.Item, fixture: str) -> bool:
+    """Does the test use that shared fixture: by name, or (the node cluster) by the `node`
+    mark of a test that asks for it as it runs (request.getfixturevalue)?"""
+    if fixture in getattr(item, "fixturenames", ()):
+        return True
+    return fixture == "node_cluster" and any(item.iter_markers("node"))
 
 
 FAST_TIER_OVERRUNS: list[tuple[str, float]] = []

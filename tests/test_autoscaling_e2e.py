@@ -10,11 +10,14 @@ The cluster is a fixture with two kinds:
   scheduler and metrics-server; kwok nodes and pods; the load model for CPU; the fast profile;
   the real Cluster Autoscaler where `make setup-rehearsal` built it, else the stand-in (the
   report says which).
-- `existing`: any cluster from a kubeconfig in RESNET_SERVING_E2E_KUBECONFIG — kind or GKE
-  (RESNET_SERVING_E2E_PROVIDER, default kind) with real TF Serving pods loading the model from
-  RESNET_SERVING_E2E_MODEL_URI and real Locust load (the lab's step shape unless
-  RESNET_SERVING_E2E_STEP_SECONDS / _STEPS say otherwise). kind has no cluster autoscaler, so
-  the node tests skip there, saying so.
+- `existing`: a cluster with real pods. By default the node cluster on this machine (the
+  `node_cluster` fixture: real model-server pods of the TF Serving stand-in, real Locust pods,
+  Services through kube-proxy, the HPA on the CPU the pods really burn; a short step shape, 2
+  → 8 users over 60 s). With RESNET_SERVING_E2E_KUBECONFIG, any cluster from that kubeconfig —
+  kind or GKE (RESNET_SERVING_E2E_PROVIDER, default kind) with real TF Serving pods loading the
+  model from RESNET_SERVING_E2E_MODEL_URI and real Locust load (the lab's step shape unless
+  RESNET_SERVING_E2E_STEP_SECONDS / _STEPS / _STEP_USERS say otherwise). The node cluster and
+  kind have no node autoscaler, so the node tests skip there, saying so.
 The live cluster is also looked at through pytest-helm-charts' `kube_cluster`.
 """
 
@@ -29,6 +32,7 @@ import pytest
 from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
 
 from tooling.names import APP_NAMESPACE, SERVER_NAME
+from tooling.providers.node import node_story_target
 from tooling.rehearsal import cluster_autoscaler
 from tooling.rehearsal.cluster import missing_binaries
 from tooling.rehearsal.node_autoscalers import NOT_BUILT
@@ -46,7 +50,9 @@ E2E_MODEL_URI = "RESNET_SERVING_E2E_MODEL_URI"
 pytestmark = [pytest.mark.e2e, pytest.mark.rehearsal]
 
 
-@pytest.fixture(scope="module", params=["rehearsal", "existing"])
+@pytest.fixture(
+    scope="module", params=["rehearsal", pytest.param("existing", marks=pytest.mark.node)]
+)
 def story_target(request, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp(request.param)
     if request.param == "rehearsal":
@@ -64,24 +70,27 @@ def story_target(request, tmp_path_factory):
         with rehearsal_target(cluster, run, say=print) as target:
             yield target, run_dir
         return
-    kubeconfig = os.environ.get(E2E_KUBECONFIG)
-    if not kubeconfig:
-        pytest.skip(
-            f"set {E2E_KUBECONFIG} to a kind or GKE cluster's kubeconfig (with {E2E_PROVIDER}="
-            f"kind|gke and {E2E_MODEL_URI}) to run these tests there with real load"
-        )
     environment = {
         key: os.environ[f"RESNET_SERVING_E2E_{key}"]
         for key in ("STEP_SECONDS", "STEPS", "STEP_USERS")
         if f"RESNET_SERVING_E2E_{key}" in os.environ
     }
-    target = existing_cluster_target(
-        Path(kubeconfig),
-        os.environ.get(E2E_PROVIDER, "kind"),
-        os.environ.get(E2E_MODEL_URI, ""),
-        LocustSettings(shape="step", environment=environment),
-    )
-    yield target, run_dir
+    kubeconfig = os.environ.get(E2E_KUBECONFIG)
+    if kubeconfig:
+        target = existing_cluster_target(
+            Path(kubeconfig),
+            os.environ.get(E2E_PROVIDER, "kind"),
+            os.environ.get(E2E_MODEL_URI, ""),
+            LocustSettings(shape="step", environment=environment),
+        )
+        yield target, run_dir
+        return
+    # Else the node cluster on this machine: real model-server and Locust pods, real CPU.
+    node = request.getfixturevalue("node_cluster")
+    step = {"STEP_USERS": "2", "STEP_SECONDS": "15", "STEPS": "4", **environment}
+    run = RunSpec(run_dir, LoadSpec("step", variables=step))
+    settings = run.load.locust_settings(15.0)
+    yield node_story_target(node.kubeconfig, run, settings, print), run_dir
 
 
 @pytest.fixture(scope="module")

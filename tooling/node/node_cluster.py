@@ -38,7 +38,8 @@ def control_plane_args(name: str) -> dict[str, dict[str, str]]:
     """The rehearsal's control plane, fitted to a real node: the `kubernetes` Service's
     endpoint is the host's end of the node's veth, which pods reach; the API server reaches
     the kubelet (logs, exec, port-forward) at its InternalIP (its name does not resolve on
-    the host) with the admin certificate, which the kubelet's client CA signed; kwok's
+    the host) with the admin certificate, which the kubelet's client CA signed; the HPA leaves
+    out a starting replica's warm-up CPU; kwok's
     controller (metrics-server's dependency in kwokctl) manages only kwok's own nodes: with
     --manage-all-nodes it marks the real node Ready and fakes its pods' status."""
     pki = components.cluster_workdir(name) / "pki"
@@ -48,6 +49,12 @@ def control_plane_args(name: str) -> dict[str, dict[str, str]]:
             "kubelet-preferred-address-types": "InternalIP,Hostname",
             "kubelet-client-certificate": str(pki / "admin.crt"),
             "kubelet-client-key": str(pki / "admin.key"),
+        },
+        # A real replica takes ~20 s to start and burns CPU loading and warming up the model:
+        # the HPA leaves out the samples around its readiness for this long after its start
+        # (the fast profile's 5 s is for kwok's pods, which burn none; GKE's default is 5 min).
+        "kube-controller-manager": {
+            "horizontal-pod-autoscaler-cpu-initialization-period": "90s",
         },
         "kwok-controller": {
             "manage-all-nodes": "false",

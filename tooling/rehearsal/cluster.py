@@ -159,6 +159,12 @@ def kwokctl_configuration(
     so they win). (Component flags go here rather than in --extra-args, whose parsing in
     kwokctl v0.8.0 breaks for a second component.)"""
     manifests = paths.tools_bin().parent / "metrics-server-manifests"
+    flags = {
+        "kube-controller-manager": profile.controller_manager_args(),
+        "metrics-server": profile.metrics_server_args(),
+    }
+    for component, args in (component_args or {}).items():
+        flags[component] = {**flags.get(component, {}), **args}
     configuration = {
         "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
         "kind": "KwokctlConfiguration",
@@ -172,11 +178,7 @@ def kwokctl_configuration(
                 "name": component,
                 "extraArgs": [{"key": key, "value": value} for key, value in args.items()],
             }
-            for component, args in (
-                ("kube-controller-manager", profile.controller_manager_args()),
-                ("metrics-server", profile.metrics_server_args()),
-                *(component_args or {}).items(),
-            )
+            for component, args in flags.items()
         ],
     }
     return yaml.safe_dump_all([configuration, *stages(profile)], sort_keys=False)

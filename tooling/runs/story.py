@@ -135,8 +135,8 @@ def install_model_server(target: StoryTarget, spec: StorySpec, api: client.ApiCl
 
 
 def wait_until_serving(target: StoryTarget, api: client.ApiClient) -> None:
-    """First replica Ready, metrics-server serving its metrics (the HPA needs them), and
-    nothing of the release left Pending."""
+    """First replica Ready, metrics-server serving its metrics (the HPA needs them), nothing
+    of the release left Pending, and the HPA at rest at its minimum."""
     apps, metrics = client.AppsV1Api(api), client.CustomObjectsApi(api)
 
     def ready() -> bool:
@@ -183,6 +183,23 @@ def wait_until_serving(target: StoryTarget, api: client.ApiClient) -> None:
         period=2,
         hint=f"see `kubectl get pods -n {APP_NAMESPACE}`: is the node pool's maximum too small "
         "for the overprovisioning placeholders?",
+    )
+    autoscaling = client.AutoscalingV2Api(api)
+
+    def at_rest() -> bool:
+        """The HPA wants its minimum and that many replicas are Ready: a replica's start-up
+        CPU (model load, warm-up) may have scaled it out before any load came."""
+        hpa = autoscaling.read_namespaced_horizontal_pod_autoscaler(SERVER_NAME, APP_NAMESPACE)
+        status = apps.read_namespaced_deployment(SERVER_NAME, APP_NAMESPACE).status
+        wanted = hpa.status.desired_replicas if hpa.status else None
+        return wanted == hpa.spec.min_replicas == (status.ready_replicas or 0)
+
+    wait_for(
+        at_rest,
+        target.scale_in_timeout,
+        "the HPA to rest at its minimum before the load",
+        period=2,
+        hint=f"see `kubectl describe hpa -n {APP_NAMESPACE}`",
     )
 
 
