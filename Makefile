@@ -22,7 +22,7 @@ lint: setup  ## ruff over the Python code
 docs:  ## the charts' README.md from README.md.gotmpl and values.yaml (helm-docs; `make setup` builds it)
 	@bash hack/docs.sh
 
-test: setup-rehearsal lint  ## the default suite: lint, charts, model, serving, load, rehearsal e2e
+test: setup-node lint  ## the default suite: lint, charts, model, serving, load, rehearsal e2e, real pods on the node (as root)
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 test-fast: setup lint  ## the fast tier (under 3 min): lint and every test not marked slow (no cluster, server, Locust or TensorFlow)
