@@ -5,8 +5,11 @@
   (its /results volume, kept `resultsRetentionSeconds`), and the worker Job's pods end
   Succeeded, never restarted;
 - scale-in under steady Locust load (2 replicas to 1) loses no request with the chart's
-  defaults (preStop sleep, grace period, server.stopOnSigterm); the same scale-in with
-  `preStopSleepSeconds: 0` is measured and printed (a number, not an assert).
+  defaults (preStop sleep, grace period, server.stopOnSigterm) for users whose requests each
+  go through the Service (`KEEP_ALIVE=0`); measured and printed, not asserted: the same
+  scale-in for users that keep their connection (Locust's default: kube-proxy balances
+  connections, so a kept one stays with the removed replica through its preStop sleep and its
+  next request fails when the server stops), and both with `preStopSleepSeconds: 0`.
 
 Both charts are installed with their ci/node-values.yaml plus the overrides here. The host
 reaches pod IPs, so the master's web API is read at its pod's address.
@@ -34,6 +37,9 @@ from tooling.providers.node import NODE_VALUES
 from tooling.runs.story import wait_for
 
 WORKER_SELECTOR = MASTER_SELECTOR.replace("component=master", "component=worker")
+# Two Locust runs side by side in the scale-in test: new connections and kept ones
+KEPT_LOAD_RELEASE = "load-kept"
+KEEP_ALIVE = {LOAD_RELEASE: "0", KEPT_LOAD_RELEASE: "1"}
 RETENTION_SECONDS = 40  # the finished master keeps /results this long for the test to read
 
 
@@ -44,10 +50,14 @@ def server_values(replicas: int, **extra: object) -> tuple[dict, ...]:
     return (*releases.values_from_files(NODE_VALUES["resnet-serving"]), fixed)
 
 
-def locust_values(users: int, run_time: str, workers: int) -> tuple[dict, ...]:
-    """The node's values for Locust: a fixed number of users (no shape), headless."""
+def locust_values(
+    users: int, run_time: str, workers: int, env: dict[str, str] | None = None
+) -> tuple[dict, ...]:
+    """The node's values for Locust: a fixed number of users (no shape), headless, the model
+    server's Service as the target (the node values' host), `env` for the locustfile."""
     run = {
         "loadtest": {
+            "env": env or {},
             "headless": True,
             "shape": "",
             "users": users,
@@ -69,14 +79,22 @@ def pods(core: client.CoreV1Api, namespace: str, selector: str) -> list[client.V
     return core.list_namespaced_pod(namespace, label_selector=selector).items
 
 
-def master_pod(core: client.CoreV1Api, namespace: str) -> client.V1Pod | None:
-    found = [pod for pod in pods(core, namespace, MASTER_SELECTOR) if pod.status.pod_ip]
+def master_selector(release: str) -> str:
+    return MASTER_SELECTOR.replace(f"instance={LOAD_RELEASE},", f"instance={release},")
+
+
+def master_pod(
+    core: client.CoreV1Api, namespace: str, release: str = LOAD_RELEASE
+) -> client.V1Pod | None:
+    found = [pod for pod in pods(core, namespace, master_selector(release)) if pod.status.pod_ip]
     return found[0] if found else None
 
 
-def master_report(core: client.CoreV1Api, namespace: str) -> dict | None:
+def master_report(
+    core: client.CoreV1Api, namespace: str, release: str = LOAD_RELEASE
+) -> dict | None:
     """The master's `/stats/requests` JSON, read at its pod's IP; None while it does not answer."""
-    pod = master_pod(core, namespace)
+    pod = master_pod(core, namespace, release)
     if pod is None:
         return None
     try:
@@ -88,8 +106,8 @@ def master_report(core: client.CoreV1Api, namespace: str) -> dict | None:
         return None
 
 
-def live(core: client.CoreV1Api, namespace: str) -> LiveStats | None:
-    report = master_report(core, namespace)
+def live(core: client.CoreV1Api, namespace: str, release: str = LOAD_RELEASE) -> LiveStats | None:
+    report = master_report(core, namespace, release)
     return None if report is None else parse_stats(report)
 
 
@@ -106,12 +124,14 @@ def job_condition(batch: client.BatchV1Api, namespace: str, selector: str) -> st
     return None
 
 
-def wait_running_with_requests(core: client.CoreV1Api, namespace: str, timeout: float) -> None:
+def wait_running_with_requests(
+    core: client.CoreV1Api, namespace: str, timeout: float, release: str = LOAD_RELEASE
+) -> None:
     def running() -> bool:
-        stats = live(core, namespace)
+        stats = live(core, namespace, release)
         return stats is not None and stats.running and stats.requests >= 5
 
-    wait_for(running, timeout, "the Locust run to be sending requests")
+    wait_for(running, timeout, f"the Locust run {release} to be sending requests")
 
 
 def scale(apps: client.AppsV1Api, namespace: str, replicas: int) -> None:
@@ -130,7 +150,7 @@ def cluster(node_cluster, name: str) -> Iterator[tuple[Path, client.ApiClient, s
         try:
             yield node_cluster.kubeconfig, api, namespace
         finally:
-            for release in (LOAD_RELEASE, RELEASE):
+            for release in (LOAD_RELEASE, KEPT_LOAD_RELEASE, RELEASE):
                 releases.uninstall(node_cluster.kubeconfig, release, namespace, wait=True)
             core = client.CoreV1Api(api)
             wait_for(
@@ -214,48 +234,59 @@ def test_headless_job_completes_with_failed_requests_and_its_results_can_be_read
 
 def failures_over_scale_in(
     kubeconfig: Path, api: client.ApiClient, namespace: str, **server: object
-) -> tuple[int, int, list[str]]:
-    """Two replicas under 4 steady Locust users, scaled to one: the requests sent from just
-    before the scale-in until 5 s after the removed pod is gone, and the run's failures. Both
-    releases are uninstalled afterwards."""
+) -> dict[str, tuple[int, int, list[str]]]:
+    """Two replicas under two steady Locust runs of 3 users each (new connections, kept
+    ones), scaled to one. Per run: the requests sent from just before the scale-in until 5 s
+    after the removed pod is gone, those that failed, and Locust's errors. Every release is
+    uninstalled afterwards."""
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     values = server_values(2, **server)
     releases.install(kubeconfig, RELEASE, "resnet-serving", namespace, *values, wait=True)
-    load = locust_values(users=4, run_time="180s", workers=1)
-    releases.install(kubeconfig, LOAD_RELEASE, "locust", namespace, *load)
+    for release in KEEP_ALIVE:
+        env = {"KEEP_ALIVE": KEEP_ALIVE[release]}
+        load = locust_values(users=3, run_time="180s", workers=1, env=env)
+        releases.install(kubeconfig, release, "locust", namespace, *load)
     try:
-        wait_running_with_requests(core, namespace, 180)
-        time.sleep(5)  # every user has its keep-alive connection to one replica or the other
-        before = live(core, namespace)
+        for release in KEEP_ALIVE:
+            wait_running_with_requests(core, namespace, 180, release)
+        time.sleep(5)  # every kept connection is with one replica or the other
+        before = {release: live(core, namespace, release) for release in KEEP_ALIVE}
         scale(apps, namespace, 1)
         scaled = time.monotonic()
         wait_for(lambda: server_pods_left(core, namespace) == 1, 90, "the removed replica to go")
         gone = time.monotonic() - scaled
         time.sleep(5)
-        report = master_report(core, namespace)
-        after = parse_stats(report)
+        reports = {release: master_report(core, namespace, release) for release in KEEP_ALIVE}
     finally:
-        for release in (LOAD_RELEASE, RELEASE):
+        for release in (*KEEP_ALIVE, RELEASE):
             releases.uninstall(kubeconfig, release, namespace, wait=True)
-    requests = after.requests - before.requests
-    print(
-        f"scale-in {server or 'chart defaults'}: the removed pod was gone after {gone:.0f} s; "
-        f"{requests} requests, {after.failures - before.failures} failed: {errors_of(report)}"
-    )
-    assert before.failures == 0, errors_of(report)
-    return requests, after.failures - before.failures, errors_of(report)
+    measured = {}
+    for release, report in reports.items():
+        after, errors = parse_stats(report), errors_of(report)
+        assert before[release].failures == 0, errors  # none before the scale-in
+        requests = after.requests - before[release].requests
+        failures = after.failures - before[release].failures
+        connections = "kept" if KEEP_ALIVE[release] == "1" else "new per request"
+        print(
+            f"scale-in, {server or 'chart defaults'}, connections {connections}: removed pod "
+            f"gone after {gone:.0f} s; {failures} of {requests} requests failed {errors}"
+        )
+        measured[release] = (requests, failures, errors)
+    return measured
 
 
 def test_scale_in_under_real_locust_loses_no_request_with_the_defaults(node_cluster):
-    """The chart's defaults (preStop sleep 15 s, grace 45 s, stopOnSigterm) lose no request;
-    with `preStopSleepSeconds: 0` the removed replica stops at once: measured, printed."""
+    """The chart's defaults (preStop sleep 15 s, grace 45 s, stopOnSigterm) lose no request
+    that goes through the Service. Measured, printed: the same with kept connections, and both
+    with `preStopSleepSeconds: 0` (the removed replica stops at once)."""
     started = time.monotonic()
     with cluster(node_cluster, "real-scale-in") as (kubeconfig, api, namespace):
-        requests, failures, errors = failures_over_scale_in(kubeconfig, api, namespace)
-        assert requests > 0
-        assert failures == 0, errors
-        requests, failures, errors = failures_over_scale_in(
-            kubeconfig, api, namespace, preStopSleepSeconds=0
-        )
-        print(f"MEASURED without the preStop sleep: {failures} of {requests} requests failed")
+        defaults = failures_over_scale_in(kubeconfig, api, namespace)
+        no_sleep = failures_over_scale_in(kubeconfig, api, namespace, preStopSleepSeconds=0)
+    for name, measured in (("defaults", defaults), ("preStopSleepSeconds 0", no_sleep)):
+        for release, (requests, failures, _) in measured.items():
+            print(f"MEASURED {name}, {release}: {failures} of {requests} requests failed")
     print(f"wall: {time.monotonic() - started:.0f} s")
+    requests, failures, errors = defaults[LOAD_RELEASE]
+    assert requests > 0
+    assert failures == 0, errors

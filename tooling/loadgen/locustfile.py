@@ -15,6 +15,12 @@ from environment variables so both set them the same way:
 - SPAWN_RATE         users started per second while a shape changes the count (2; the
                      spike shape's own SPIKE_SPAWN_RATE, 10, for it)
 - WAIT_MIN, WAIT_MAX seconds each user waits between requests (the lab's 0.8-0.9)
+- KEEP_ALIVE         1 (default): each REST user keeps its connection; 0: every request asks
+                     for a new one (`Connection: close`), so each goes through the Service's
+                     balancing as a new client's would. A kept connection stays with the replica
+                     it reached (kube-proxy balances connections, not requests) even after that
+                     replica leaves the endpoints, and its next request fails when the server
+                     stops (measured in tests/test_real_locust_pods.py)
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ TOP_K = int(os.environ.get("TOP_K", "5"))
 PROTOCOL = os.environ.get("PREDICT_PROTOCOL", "rest")
 PACKAGE_IMAGES = Path(__file__).resolve().parent.parent / "data" / "images"
 IMAGES_DIR = Path(os.environ.get("IMAGES_DIR") or PACKAGE_IMAGES)
+KEEP_ALIVE = os.environ.get("KEEP_ALIVE", "1") != "0"
 WAIT = between(float(os.environ.get("WAIT_MIN", "0.8")), float(os.environ.get("WAIT_MAX", "0.9")))
 
 
@@ -96,13 +103,16 @@ class RestPredictUser(FastHttpUser):
             )
             for image in IMAGES
         ]
+        self.headers = {"Content-Type": "application/json"}
+        if not KEEP_ALIVE:
+            self.headers["Connection"] = "close"
 
     @task
     def predict(self) -> None:
         with self.client.post(
             predict_path(),
             data=random.choice(self.bodies),
-            headers={"Content-Type": "application/json"},
+            headers=self.headers,
             name="REST predict",
             catch_response=True,
         ) as response:
