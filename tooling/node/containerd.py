@@ -45,13 +45,16 @@ def cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class ContainerdPaths:
-    """Where one node's containerd keeps things."""
+    """Where one node's containerd keeps things; its content (the imported images) under
+    STORE's folder of the cache, the node's name unless given (nodes of one store run one at
+    a time)."""
 
     name: str
+    store: str = ""
 
     @property
     def root(self) -> Path:
-        return cache_dir() / self.name / "containerd"
+        return cache_dir() / (self.store or self.name) / "containerd"
 
     @property
     def run(self) -> Path:
@@ -135,8 +138,8 @@ def _tools() -> Path:
 class Containerd:
     """One containerd process of the project's (`with Containerd("n1") as c: c.ctr(...)`)."""
 
-    def __init__(self, name: str, netns: Path | None = None) -> None:
-        self.where = ContainerdPaths(name)
+    def __init__(self, name: str, netns: Path | None = None, store: str = "") -> None:
+        self.where = ContainerdPaths(name, store)
         self.netns = netns  # containerd (and so CNI's plugins) runs in this network namespace
         self.tools = _tools()
         self.process: subprocess.Popen[bytes] | None = None

@@ -153,13 +153,14 @@ class RealNode:
         ca_file: Path,
         size: NodeSize | None = None,
         cluster_dns: list[str] | None = None,
+        image_store: str = "",
     ) -> None:
         self.name, self.kubeconfig, self.ca_file = name, kubeconfig, ca_file
         self.cluster_dns = cluster_dns
         self.size = size or NodeSize()
         self.netns_name = f"resnet-serving-{name}"
         self.netns = Path("/run/netns") / self.netns_name
-        self.runtime = containerd.Containerd(name, netns=self.netns)
+        self.runtime = containerd.Containerd(name, netns=self.netns, store=image_store)
         self.where = self.runtime.where
         self.kubelet: subprocess.Popen[bytes] | None = None
         self._sysctls: dict[str, str] = {}

@@ -32,6 +32,9 @@ from tooling.rehearsal.profiles import PROFILES, Profile
 Say = Callable[[str], None]
 # The local images (hack/images), in the order a chart's pods first need them.
 IMAGES = ("pause", "fetcher", "tfserving-stand-in", "locust")
+# Every node cluster's containerd keeps its images in one folder of the cache (one node cluster
+# runs at a time): an image is imported once per build, whatever the cluster's name.
+IMAGE_STORE = "node-cluster"
 
 
 def control_plane_args(name: str) -> dict[str, dict[str, str]]:
@@ -127,6 +130,7 @@ class NodeCluster:
             spec.kubeconfig,
             self.pki / "ca.crt",
             cluster_dns=[cluster_dns.CLUSTER_DNS_IP],
+            image_store=IMAGE_STORE,
         )
         run, netns, tools = self.node.where.run, self.node.netns, paths.tools_bin()
         node_kubeconfig = run / "kubelet.kubeconfig"

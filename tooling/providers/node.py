@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -128,7 +129,7 @@ class NodeProvider:
                 f"the node cluster {cluster.name} left {len(left)} things behind: "
                 f"{'; '.join(left[:5])}"
             )
-        daemon.pid_file(cluster.name).unlink(missing_ok=True)
+        shutil.rmtree(daemon.daemon_dir(cluster.name), ignore_errors=True)  # its pid and log
         say(f"cluster: ✓ {cluster.name} deleted")
 
     def story_target(
