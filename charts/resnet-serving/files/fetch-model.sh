@@ -50,17 +50,24 @@ case "$src" in
     say "downloading $src"
     status=0
     curl --fail --silent --show-error --location --retry 3 --output "$staging/model.tar.gz" "$src" \
-      || status=$?
+      2>"$staging/curl.err" || status=$?
+    # curl's own last error line goes into the message: the pod's termination message (kubectl
+    # describe) holds only what fail() writes, not the log above it
+    cat "$staging/curl.err" >&2
+    curl_error="curl exit $status"
+    while IFS= read -r line; do
+      case "$line" in "curl: "*) curl_error="$line" ;; esac
+    done < "$staging/curl.err"
     case "$status" in
       0) ;;
       60)
         if [ -n "${CURL_CA_BUNDLE:-}" ]; then
-          fail "the server of $src presented a certificate that the CA bundle $CURL_CA_BUNDLE (model.source.caBundle) does not trust (curl exit 60, see the curl error above): check that model.source.caBundle names the ConfigMap and key of the CA that signed the server's certificate, and that the certificate names the host"
+          fail "the server of $src presented a certificate that the CA bundle $CURL_CA_BUNDLE (model.source.caBundle) does not trust (${curl_error}): check that model.source.caBundle names the ConfigMap and key of the CA that signed the server's certificate, and that the certificate names the host"
         fi
-        fail "the server of $src presented a certificate that the image's CA certificates do not trust (curl exit 60, see the curl error above): for a model store behind a private CA, set model.source.caBundle.configMap and .key to a ConfigMap holding that CA's PEM certificate (kube-root-ca.crt, key ca.crt, holds the cluster's CA)"
+        fail "the server of $src presented a certificate that the image's CA certificates do not trust (${curl_error}): for a model store behind a private CA, set model.source.caBundle.configMap and .key to a ConfigMap holding that CA's PEM certificate (kube-root-ca.crt, key ca.crt, holds the cluster's CA)"
         ;;
       77) fail "could not read the CA bundle ${CURL_CA_BUNDLE:-of the image} (curl exit 77): model.source.caBundle must name a ConfigMap key holding PEM certificates" ;;
-      *) fail "could not download $src (see the curl error above): check the URL and that the cluster can reach it" ;;
+      *) fail "could not download $src (${curl_error}): check the URL (model.source.uri) and that the cluster can reach it" ;;
     esac
     mkdir -p "$staging/unpacked"
     tar -xzf "$staging/model.tar.gz" -C "$staging/unpacked" \
