@@ -51,8 +51,9 @@ TEST_IMAGE = RESNET_CHART / "files" / "test-image.jpg"
 
 
 def server_values(*overrides: dict) -> tuple[dict, ...]:
-    """The node's values, one fixed replica (no HPA), then `overrides` (later ones win)."""
-    fixed = {"autoscaling": {"enabled": False}, "replicaCount": 1}
+    """The node's values, one fixed replica (no HPA), no preStop sleep (no test here stops a
+    replica under load: uninstall need not wait 15 s per pod), then `overrides` (later win)."""
+    fixed = {"autoscaling": {"enabled": False}, "replicaCount": 1, "preStopSleepSeconds": 0}
     return (*releases.values_from_files(NODE_VALUES["resnet-serving"]), fixed, *overrides)
 
 
@@ -208,7 +209,9 @@ def fetch_log(core: client.CoreV1Api, namespace: str, pod: str) -> str:
     log = ""
     for previous in (True, False):
         with suppress(client.ApiException):
-            log += core.read_namespaced_pod_log(pod, namespace, container=FETCH, previous=previous)
+            text = core.read_namespaced_pod_log(pod, namespace, container=FETCH, previous=previous)
+            if not text.startswith("unable to retrieve container logs"):  # no previous run
+                log += text
     return log
 
 
@@ -325,7 +328,8 @@ root = [line.split()[5] for line in open("/proc/self/mountinfo") if line.split()
 print(json.dumps({"status": {"1": status(1), "server": status(server[0]),
                              "self": status("self")}, "writes": writes, "root": root}))
 """
-READ_ONLY = ["/", "/usr", "/etc", "/var", "/root", f"/models/{MODEL_NAME}", "/etc/tfserving"]
+# (not /root: uid 1000 may not search it, EACCES before the file system is asked)
+READ_ONLY = ["/", "/usr", "/etc", "/var", "/var/tmp", f"/models/{MODEL_NAME}", "/etc/tfserving"]
 WRITABLE = ["/tmp"]  # the chart's emptyDir; the model volume is read-only for the server
 
 
@@ -425,15 +429,22 @@ class PodWatch:
 
     def __init__(self, core: client.CoreV1Api, namespace: str) -> None:
         self.seen: list[tuple[str, str, str, set[tuple[str, str, str | None]]]] = []
+        self.error = ""
         self._watch = watch.Watch()
         self._thread = threading.Thread(target=self._run, args=(core, namespace), daemon=True)
         self._thread.start()
 
     def _run(self, core: client.CoreV1Api, namespace: str) -> None:
-        for event in self._watch.stream(core.list_namespaced_pod, namespace, timeout_seconds=300):
-            pod = event["object"]
-            conditions = {(c.type, c.status, c.reason) for c in pod.status.conditions or []}
-            self.seen.append((event["type"], pod.metadata.name, pod.metadata.uid, conditions))
+        stream = self._watch.stream(
+            core.list_namespaced_pod, namespace, timeout_seconds=300, _request_timeout=330
+        )
+        try:
+            for event in stream:
+                pod = event["object"]
+                conditions = {(c.type, c.status, c.reason) for c in pod.status.conditions or []}
+                self.seen.append((event["type"], pod.metadata.name, pod.metadata.uid, conditions))
+        except Exception as error:  # said by the assertions that need what it would have seen
+            self.error = repr(error)
 
     def stop(self) -> None:
         self._watch.stop()
@@ -507,7 +518,11 @@ def test_a_new_replica_preempts_the_overprovisioning_placeholder(node_cluster):
                 "the second replica to be Ready",
             )
             ready_after = time.monotonic() - scaled
-            wait_for(lambda: pods.deleted(placeholder.metadata.uid), 30, "the placeholder gone")
+            wait_for(
+                lambda: pods.deleted(placeholder.metadata.uid),
+                30,
+                "the placeholder to be deleted",
+            )
         finally:
             pods.stop()
         (new,) = [p for p in server_pods(core, namespace) if p.metadata.uid != replica.metadata.uid]
@@ -532,7 +547,8 @@ def test_a_new_replica_preempts_the_overprovisioning_placeholder(node_cluster):
         assert preempted, pod_events(core, namespace, placeholder.metadata.name)
         by = preempted[0].message or ""
         assert new.metadata.uid in by or new.metadata.name in by, by  # by the new replica
-        assert ("DisruptionTarget", "True", "PreemptionByScheduler") in disruption, disruption
+        expected = ("DisruptionTarget", "True", "PreemptionByScheduler")
+        assert expected in disruption, (disruption, pods.error)
         # the successor waits: it may not preempt anything (preemptionPolicy Never), no room
         assert successor.status.phase == "Pending" and scheduled.reason == "Unschedulable"
     left = [item.metadata.name for item in scheduling.list_priority_class().items]
