@@ -7,7 +7,8 @@ the kubelet's stats) beside the calibration's. Writes the table to runs/real-pod
 
 Not a test: it prints. Needs root and the node's parts (`make setup-node`); run it under
 `flock /tmp/heavy.lock` (one node cluster at a time).
-Usage: python bench/real_pod_fidelity.py [--cpu 1000m] [--seconds 30] [--kubeconfig F]
+Usage: python bench/real_pod_fidelity.py [--cpu 1000m] [--seconds 30] [--users 1 4]
+       [--kubeconfig F]
   (--kubeconfig: a running node cluster; else one is created and deleted)
 """
 
@@ -117,11 +118,13 @@ def pod_cpu_seconds(core: client.CoreV1Api, pod: client.V1Pod) -> float:
     raise RuntimeError(f"no CPU figures for {pod.metadata.name} in the kubelet's summary")
 
 
-def measure_real(kubeconfig: Path, pod: client.V1Pod, seconds: int, work: Path) -> dict:
+def measure_real(
+    kubeconfig: Path, pod: client.V1Pod, seconds: int, work: Path, users_counts: list[int]
+) -> dict:
     core = client.CoreV1Api(api_client(kubeconfig))
     host = f"http://{pod.status.pod_ip}:8501"
     measured = {}
-    for users in USERS:
+    for users in users_counts:
         say(f"real pod, {users} users, {seconds} s …")
         cpu_before = pod_cpu_seconds(core, pod)
         spec = LoadRunSpec(
@@ -177,6 +180,9 @@ def main() -> None:
     parser.add_argument("--cpu", default="1000m", help="the real pod's CPU limit, L")
     parser.add_argument("--seconds", type=int, default=30, help="Locust run per user count")
     parser.add_argument("--kubeconfig", help="a running node cluster (else one is created)")
+    parser.add_argument(
+        "--users", type=int, nargs="+", default=list(USERS), help="Locust user counts"
+    )
     args = parser.parse_args()
     cost = ModelCost.measured(calibration.load())
     cores = cpu_cores(args.cpu)
@@ -184,13 +190,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         with node_cluster(args.kubeconfig) as kubeconfig, real_pod(kubeconfig, args.cpu) as pod:
-            real = measure_real(kubeconfig, pod, args.seconds, work)
+            real = measure_real(kubeconfig, pod, args.seconds, work, args.users)
         simulated = {}
         with simulated_fleet(cost, 1, cores) as (url, _):
-            for users in USERS:
+            for users in args.users:
                 say(f"simulated replica, {users} users, {args.seconds} s …")
                 simulated[users] = locust_at(url, users, args.seconds, work / f"sim-{users}")
-    rows = [Row(u, real[u][0], simulated[u], real[u][1]) for u in USERS]
+    rows = [Row(u, real[u][0], simulated[u], real[u][1]) for u in args.users]
     text = table(rows, cost, args.cpu, args.seconds)
     print(text)
     REPORT.parent.mkdir(exist_ok=True)
