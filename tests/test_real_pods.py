@@ -246,6 +246,40 @@ def test_a_wrong_model_uri_fails_the_pod_saying_what_to_do(node_cluster):
     print(f"wall {time.monotonic() - started:.0f} s")
 
 
+def server_failure(pod: object) -> object | None:
+    """The server container's last failed run (its terminated state), or None yet."""
+    for status in pod.status.container_statuses or []:
+        for state in (status.state, status.last_state):
+            ended = state and state.terminated
+            if ended and ended.exit_code != 0:
+                return ended
+    return None
+
+
+def test_a_server_that_exits_at_start_says_why_in_the_pod_status(node_cluster):
+    """A flag the server refuses (TF Serving prints its usage; the stand-in one line, exit 2):
+    the reason must reach the pod's status, which `kubectl describe` shows, not only the log."""
+    started = time.monotonic()
+    with cluster(node_cluster, "real-pods-bad-flag") as (kubeconfig, api, namespace):
+        core = client.CoreV1Api(api)
+        values = server_values(SMALL, {"server": {"extraArgs": ["--no_such_flag=1"]}})
+        releases.install(kubeconfig, RELEASE, "resnet-serving", namespace, *values)
+        wait_for(
+            lambda: server_failure(one_server_pod(core, namespace)),
+            120,
+            "the server container to exit",
+        )
+        pod = one_server_pod(core, namespace)
+        ended = server_failure(pod)
+        described = kubectl(kubeconfig, "-n", namespace, "describe", "pod", pod.metadata.name)
+        print(f"the server's termination: exit {ended.exit_code}, message {ended.message!r}")
+        refusal = "unknown option(s) --no_such_flag=1"
+        assert ended.exit_code == 2
+        assert refusal in (ended.message or ""), ended
+        assert refusal in described
+    print(f"wall {time.monotonic() - started:.0f} s")
+
+
 def test_the_startup_probe_holds_the_pod_unready_until_the_model_answers(node_cluster):
     started = time.monotonic()
     with cluster(node_cluster, "real-pods-startup") as (kubeconfig, api, namespace):
