@@ -259,3 +259,26 @@ def test_ct_install_installs_tests_upgrades_and_uninstalls_every_case(node_clust
     scheduling = client.SchedulingV1Api(kube.api_client(node_cluster.kubeconfig))
     classes = [item.metadata.name for item in scheduling.list_priority_class().items]
     assert not [name for name in classes if any(release in name for release in releases)]
+
+
+@pytest.mark.parametrize("chart", CHARTS, ids=lambda chart: chart.name)
+def test_helm_test_pods_are_not_selected_by_the_charts_workloads(chart):
+    """A `helm test` pod carrying the selector labels was counted by the PDB (the real run's
+    UnmanagedPods warning) and by the HPA's Deployment selector while the test ran."""
+    objects = helm.Helm.pinned().template(chart, [chart / "ci" / install_cases.BASE_VALUES])
+    selectors = [
+        (obj["kind"], obj["spec"]["selector"].get("matchLabels", obj["spec"]["selector"]))
+        for obj in objects
+        if obj["kind"] in {"Deployment", "PodDisruptionBudget", "Service", "Job"}
+        and obj["spec"].get("selector")
+    ]
+    tests = [
+        obj
+        for obj in objects
+        if obj["kind"] == "Pod"
+        and obj["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"
+    ]
+    for pod in tests:
+        labels = pod["metadata"].get("labels", {})
+        for kind, selector in selectors:
+            assert not selector.items() <= labels.items(), f"{pod['metadata']['name']}: {kind}"
