@@ -17,13 +17,13 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from tooling import paths
 from tooling.errors import UserError
-from tooling.rehearsal import components
+from tooling.node.processes import processes_naming, stop_processes
 
 RUN_DIR = Path("/run/resnet-serving-node")
 # Created by containerd itself, whatever the config says.
@@ -286,20 +286,6 @@ class Containerd:
         return [cgroup for cgroup in namespace_cgroups() if cgroup not in self._cgroups_before]
 
 
-def stop_processes(pids: Sequence[int], timeout: float = STOP_TIMEOUT_SECONDS) -> None:
-    """SIGTERM to each, then SIGKILL to those still there after TIMEOUT."""
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while any(components.alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            if components.alive(pid):
-                os.kill(pid, signal.SIGKILL)
-
-
 def in_netns(netns: Path | None) -> list[str]:
     """The command prefix that runs a command in NETNS only (its mounts stay the host's, which
     the kubelet and containerd must share), or none."""
@@ -314,16 +300,7 @@ def namespace_cgroups(namespaces: Sequence[str] = (NAMESPACE, "default")) -> lis
     return found
 
 
-def processes_using(where: ContainerdPaths) -> Iterator[tuple[int, str]]:
+def processes_using(where: ContainerdPaths) -> list[tuple[int, str]]:
     """Processes whose command line names this node's run folder or containerd's root (its
     containerd, shims, kubelet)."""
-    marks = (str(where.run), str(where.root))
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if any(mark in command for mark in marks):
-            yield int(entry.name), command.strip()
+    return processes_naming(str(where.run), str(where.root))

@@ -32,6 +32,7 @@ from pathlib import Path
 from tooling.errors import UserError
 from tooling.node.containerd import in_netns
 from tooling.node.node import NODE_ADDRESS, POD_SUBNET
+from tooling.node.processes import processes_naming, stop_processes
 
 HEALTHZ_ADDRESS = "127.0.0.1:10256"  # inside the node's namespace
 METRICS_ADDRESS = "127.0.0.1:10249"
@@ -59,21 +60,6 @@ def read_settings(files: tuple[str, ...] = HOST_SETTINGS) -> dict[str, str]:
         with contextlib.suppress(OSError):
             values[file] = Path(file).read_text().strip()
     return values
-
-
-def processes_naming(mark: str) -> list[tuple[int, str]]:
-    """Processes other than this one whose command line contains MARK."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if mark in command:
-            found.append((int(entry.name), command.strip()))
-    return found
 
 
 class NetnsProcess:
@@ -114,21 +100,11 @@ class NetnsProcess:
                     os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(5)
         self.process = None
-        for pid, _ in processes_naming(self.mark):  # one another process started and lost
-            _terminate(pid)
+        # one another process started (cluster create and cluster delete are two commands)
+        stop_processes([pid for pid, _ in processes_naming(self.mark)], STOP_TIMEOUT_SECONDS)
 
     def leftovers(self) -> list[str]:
         return [f"process {pid}: {command}" for pid, command in processes_naming(self.mark)]
-
-
-def _terminate(pid: int) -> None:
-    """SIGTERM to PID, then SIGKILL if it is still there after STOP_TIMEOUT_SECONDS."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-            time.sleep(0.1)
-        os.kill(pid, signal.SIGKILL)
 
 
 def proxy_config(name: str, kubeconfig: Path) -> dict[str, object]:

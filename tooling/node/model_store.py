@@ -13,7 +13,6 @@ the chart's `model.source.caBundle` set to `kube-root-ca.crt`.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import importlib.util
@@ -35,6 +34,7 @@ from tooling import paths
 from tooling.errors import UserError
 from tooling.node import containerd
 from tooling.node.model_store_server import READY_LINE
+from tooling.node.processes import processes_naming, stop_processes
 
 NAMESPACE = "resnet-serving-system"
 SERVICE = "model-store"
@@ -226,15 +226,6 @@ def _sign_with_openssl(
                 )
 
 
-def alive(pid: int) -> bool:
-    """Whether process PID runs (a zombie, ended but not yet reaped, does not)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 class ModelStore:
     """The model store's server process for cluster NAME, in the network namespace `netns`
     (None: this one), serving `tarball` at URL_PATH on `address`:`port` (0: any free port,
@@ -329,31 +320,16 @@ class ModelStore:
                 self.process.kill()
                 self.process.wait(STOP_TIMEOUT_SECONDS)
         self.process = None
-        strays = self.server_pids()
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in strays:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
-            deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-            while strays and time.monotonic() < deadline:
-                strays = [pid for pid in strays if alive(pid)]
-                time.sleep(0.05)
+        stop_processes(self.server_pids(), STOP_TIMEOUT_SECONDS)
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def server_pids(self) -> list[int]:
         """Running processes of this store's server: the module, named with this run folder."""
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                words = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-            except OSError:
-                continue
-            ours = any(w.startswith("--cert=") and str(self.run_dir) in w for w in words)
-            if ours and "tooling.node.model_store_server" in words and alive(int(entry.name)):
-                found.append(int(entry.name))
-        return found
+        return [
+            pid
+            for pid, command in processes_naming(f"--cert={self.run_dir}")
+            if "tooling.node.model_store_server" in command.split()
+        ]
 
     def leftovers(self) -> list[str]:
         """What a stopped store would have left: a server process, its run folder."""

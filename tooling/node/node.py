@@ -27,6 +27,7 @@ import yaml
 
 from tooling.errors import UserError
 from tooling.node import containerd
+from tooling.node.processes import stop_processes
 
 HOST_ADDRESS = "10.233.0.1"
 NODE_ADDRESS = "10.233.0.2"
@@ -302,14 +303,14 @@ class RealNode:
                 self.kubelet.kill()
                 self.kubelet.wait(5)
         elif self.kubelet is None:  # started by another process
-            containerd.stop_processes(self.runtime.pids_of("kubelet"))
+            stop_processes(self.runtime.pids_of("kubelet"))
         self.kubelet = None
         self.runtime.stop()
         if self.netns.exists():  # anything still in it (a killed run's services)
             listed = subprocess.run(
                 ["ip", "netns", "pids", self.netns_name], capture_output=True, text=True
             )
-            containerd.stop_processes([int(pid) for pid in listed.stdout.split()])
+            stop_processes([int(pid) for pid in listed.stdout.split()])
             subprocess.run(
                 ["ip", "netns", "del", self.netns_name], check=False, capture_output=True
             )
