@@ -1,9 +1,9 @@
 """The real node's Services and names: kube-proxy (iptables, in the node's namespace) and the
 real CoreDNS behind kube-system/kube-dns (tooling/node/kube_proxy.py, cluster_dns.py).
 
-The config tests are fast. The runtime test needs root, `make setup-node` and
-RESNET_SERVING_NODE_TESTS=1, as tests/test_node_setup.py's (whose checks it reuses), and is
-slow: a control plane, a real node, two pods."""
+The config tests are fast. The runtime test needs root and `make setup-node`, as
+tests/test_node_setup.py's (whose checks it reuses), and is slow: a control plane, a real
+node, two pods."""
 
 from __future__ import annotations
 
@@ -129,6 +129,7 @@ def test_a_pod_reaches_another_by_its_service_name_then_nothing_is_left(tmp_path
 
     from tooling.kube import api_client
     from tooling.node.node import RealNode
+    from tooling.node.node_cluster import node_ready
     from tooling.rehearsal.cluster import delete_cluster
 
     tools = paths.tools_bin()
@@ -146,13 +147,7 @@ def test_a_pod_reaches_another_by_its_service_name_then_nothing_is_left(tmp_path
         core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
         node = RealNode(name, kubeconfig, ca_file, cluster_dns=[cluster_dns.CLUSTER_DNS_IP])
         node.start()
-
-        def ready() -> bool:
-            nodes = core.list_node(field_selector=f"metadata.name={name}").items
-            conditions = nodes[0].status.conditions or [] if nodes else []
-            return any(c.type == "Ready" and c.status == "True" for c in conditions)
-
-        node.wait_ready(ready)
+        node.wait_ready(lambda: node_ready(core, name))
         node.runtime.import_image(IMAGES / "fetcher.tar")
         node_kubeconfig = node.where.run / "kubelet.kubeconfig"
         services = tmp_path / "services"

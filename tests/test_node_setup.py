@@ -2,8 +2,9 @@
 images, containerd's config, and, where the node is installed, containerd running the local
 images and leaving nothing behind.
 
-The packer and config tests are fast. The runtime tests need root, `make setup-node` and
-RESNET_SERVING_NODE_TESTS=1 (they are not part of the default suite yet), and are slow."""
+The packer and config tests are fast. The runtime tests need root and `make setup-node`
+(`make test` has both) and are slow; they run while no node cluster is up (the one node's
+addresses are fixed), as the suite orders them."""
 
 from __future__ import annotations
 
@@ -170,16 +171,10 @@ IMAGES = ROOT / ".tools" / "images"
 
 
 def _runtime_skip_reason() -> str | None:
-    if os.environ.get("RESNET_SERVING_NODE_TESTS") != "1":
-        return (
-            "the real node's runtime tests: set RESNET_SERVING_NODE_TESTS=1 "
-            "(as root, after `make setup-node`)"
-        )
-    if os.geteuid() != 0:
-        return "the real node's runtime tests need root (containerd)"
-    if not (paths.tools_bin() / "containerd").exists() or not (IMAGES / "pause.tar").exists():
-        return "the real node is not installed: run `make setup-node`"
-    return None
+    """Why the runtime tests cannot run here (not root, the node not installed), or None."""
+    from conftest import node_cluster_skip_reason
+
+    return node_cluster_skip_reason()
 
 
 runtime = pytest.mark.skipif(_runtime_skip_reason() is not None, reason=str(_runtime_skip_reason()))
@@ -309,6 +304,7 @@ def test_a_real_node_joins_and_runs_a_pause_pod_then_leaves_nothing(tmp_path):
 
     from tooling.kube import api_client
     from tooling.node.node import POD_SUBNET, RealNode
+    from tooling.node.node_cluster import node_ready
     from tooling.rehearsal.cluster import delete_cluster
 
     if not (paths.tools_bin() / "kubelet").exists():
@@ -321,13 +317,7 @@ def test_a_real_node_joins_and_runs_a_pause_pod_then_leaves_nothing(tmp_path):
         core = client.CoreV1Api(api_client(kubeconfig))
         node = RealNode(name, kubeconfig, ca_file)
         node.start()
-
-        def ready() -> bool:
-            nodes = core.list_node(field_selector=f"metadata.name={name}").items
-            conditions = nodes[0].status.conditions or [] if nodes else []
-            return any(c.type == "Ready" and c.status == "True" for c in conditions)
-
-        node.wait_ready(ready)
+        node.wait_ready(lambda: node_ready(core, name))
         described = core.read_node(name)
         assert described.status.node_info.container_runtime_version == "containerd://2.4.2"
         assert described.status.allocatable["cpu"] == "1400m"  # 2 cores less 600m reserved
