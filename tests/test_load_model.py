@@ -63,3 +63,13 @@ def test_quantities_parse_like_kubernetes():
     assert millicores(0.0424) == "42m"
     with pytest.raises(ValueError, match="quantity"):
         cpu_cores("three")
+
+
+def test_a_simulated_pods_cpu_is_never_written_as_zero():
+    """kwok's counter grows only at scrapes, from the annotation then: a pod at 0m at every
+    scrape keeps a counter of 0, which metrics-server drops, and the HPA counts a pod without
+    metrics at 100 % on a scale-down (tests/test_faults.py's flake)."""
+    from tooling.pod_usage import usage_cpu
+
+    assert usage_cpu(0.0) == "1m" and usage_cpu(0.0004) == "1m"
+    assert usage_cpu(0.25) == "250m" and usage_cpu(2.0) == "2000m"
