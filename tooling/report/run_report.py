@@ -10,7 +10,6 @@ from pathlib import Path
 from tooling.errors import UserError
 from tooling.report.run_info import node_autoscaler_text, read_run_info
 from tooling.report.summary import DEFAULT_SLO_MS, TimelineSummary, read_timeline, summarize
-from tooling.report.timeline_plot import plot_comparison, plot_timeline, read_events, save
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,10 @@ def run_summary(run_dir: Path, slo_ms: float = DEFAULT_SLO_MS) -> TimelineSummar
 
 
 def write_report(run_dir: Path, slo_ms: float = DEFAULT_SLO_MS) -> Report:
+    # matplotlib loads here, not with the module: `serve-local` shares the CLI's imports, and
+    # in the read-only model-server container it has no home to cache fonts in.
+    from tooling.report.timeline_plot import plot_timeline, read_events, save
+
     rows = read_run(run_dir)
     summary = run_summary(run_dir, slo_ms)
     picture = save(
@@ -77,6 +80,8 @@ def compare_runs(
         {name: run_summary(run_dir, slo_ms) for name, run_dir in named.items()}
     )
     out_dir.mkdir(parents=True, exist_ok=True)
+    from tooling.report.timeline_plot import plot_comparison, save
+
     picture = save(plot_comparison(runs, slo_ms), out_dir / "compare.png")
     (out_dir / "compare.md").write_text(f"# runs compared\n\n{table}\n![runs](compare.png)\n")
     return table, picture
