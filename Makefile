@@ -15,8 +15,8 @@ setup-node: setup-rehearsal  ## also the real node (docs/node.md, as root): cont
 	@bash hack/install-node.sh
 
 lint: setup  ## ruff over the Python code
-	.venv/bin/python -m ruff check tooling tests bench
-	.venv/bin/python -m ruff format --check tooling tests bench
+	.venv/bin/python -m ruff check tooling tests bench ct-install
+	.venv/bin/python -m ruff format --check tooling tests bench ct-install
 
 .PHONY: docs
 docs:  ## the charts' README.md from README.md.gotmpl and values.yaml (helm-docs; `make setup` builds it)
