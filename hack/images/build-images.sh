@@ -30,7 +30,9 @@ input_hash() {
   while (($#)) && [[ "$1" != "--" ]]; do files+=("$1"); shift; done
   (($#)) && shift && extra=("$@")
   {
-    sha256sum "${files[@]}" "${apt_sources[@]}" "$BASH_SOURCE" "$root/tooling/node/oci_image.py"
+    # contents only: the clone's path is no input (a clone elsewhere reuses the images)
+    sha256sum "${files[@]}" "${apt_sources[@]}" "$BASH_SOURCE" "$root/tooling/node/oci_image.py" \
+      | cut -d' ' -f1
     printf '%s\n' "$suite" "${extra[@]}"
   } | sha256sum | cut -c1-16
 }
