@@ -302,3 +302,30 @@ def namespace_in(api: object, name: str, restricted: bool = True) -> Iterator[st
         yield name
     finally:
         core.delete_namespace(name)
+
+
+@contextlib.contextmanager
+def node_namespace(node_cluster, name: str, *release_names: str) -> Iterator[tuple]:
+    """On the node cluster: its kubeconfig, an API client and a namespace of the test's own
+    (`namespace_in`); the releases RELEASE_NAMES (default the model server's) uninstalled
+    afterwards and their pods waited for."""
+    from kubernetes import client
+
+    from tooling import releases
+    from tooling.kube import api_client
+    from tooling.names import RELEASE
+    from tooling.runs.story import wait_for
+
+    api = api_client(node_cluster.kubeconfig)
+    with namespace_in(api, name) as namespace:
+        try:
+            yield node_cluster.kubeconfig, api, namespace
+        finally:
+            for release in release_names or (RELEASE,):
+                releases.uninstall(node_cluster.kubeconfig, release, namespace, wait=True)
+            core = client.CoreV1Api(api)
+            wait_for(
+                lambda: not core.list_namespaced_pod(namespace).items,
+                120,
+                f"the pods of {namespace} to be gone",
+            )

@@ -21,15 +21,12 @@ import json
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from conftest import namespace_in
+from conftest import node_namespace
 from kubernetes import client
 
 from tooling import paths, releases
-from tooling.kube import api_client
 from tooling.loadgen.live_stats import LiveStats, parse_stats
 from tooling.loadgen.run import read_aggregate
 from tooling.names import LOAD_RELEASE, MASTER_SELECTOR, RELEASE, SELECTOR, SERVER_NAME
@@ -142,24 +139,6 @@ def server_pods_left(core: client.CoreV1Api, namespace: str) -> int:
     return len(pods(core, namespace, SELECTOR))
 
 
-@contextmanager
-def cluster(node_cluster, name: str) -> Iterator[tuple[Path, client.ApiClient, str]]:
-    """An API client and a namespace of the test's own; its releases uninstalled afterwards."""
-    api = api_client(node_cluster.kubeconfig)
-    with namespace_in(api, name) as namespace:
-        try:
-            yield node_cluster.kubeconfig, api, namespace
-        finally:
-            for release in (LOAD_RELEASE, KEPT_LOAD_RELEASE, RELEASE):
-                releases.uninstall(node_cluster.kubeconfig, release, namespace, wait=True)
-            core = client.CoreV1Api(api)
-            wait_for(
-                lambda: not core.list_namespaced_pod(namespace).items,
-                120,
-                f"the pods of {namespace} to be gone",
-            )
-
-
 def master_log(kubeconfig: Path, core: client.CoreV1Api, namespace: str) -> str:
     pod = master_pod(core, namespace)
     return "" if pod is None else kubectl(kubeconfig, "-n", namespace, "logs", pod.metadata.name)
@@ -179,7 +158,9 @@ def test_headless_job_completes_with_failed_requests_and_its_results_can_be_read
     1 and its Job (backoffLimit 0) Failed on one failed request. The server is scaled to 0
     (no preStop sleep) in the middle of the run, so the run has answered and failed requests."""
     started = time.monotonic()
-    with cluster(node_cluster, "real-locust-job") as (kubeconfig, api, namespace):
+    with node_namespace(
+        node_cluster, "real-locust-job", LOAD_RELEASE, KEPT_LOAD_RELEASE, RELEASE
+    ) as (kubeconfig, api, namespace):
         core, apps, batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
         server = server_values(1, preStopSleepSeconds=0)
         releases.install(kubeconfig, RELEASE, "resnet-serving", namespace, *server, wait=True)
@@ -280,7 +261,9 @@ def test_scale_in_under_real_locust_loses_no_request_with_the_defaults(node_clus
     that goes through the Service. Measured, printed: the same with kept connections, and both
     with `preStopSleepSeconds: 0` (the removed replica stops at once)."""
     started = time.monotonic()
-    with cluster(node_cluster, "real-scale-in") as (kubeconfig, api, namespace):
+    with node_namespace(
+        node_cluster, "real-scale-in", LOAD_RELEASE, KEPT_LOAD_RELEASE, RELEASE
+    ) as (kubeconfig, api, namespace):
         defaults = failures_over_scale_in(kubeconfig, api, namespace)
         no_sleep = failures_over_scale_in(kubeconfig, api, namespace, preStopSleepSeconds=0)
     for name, measured in (("defaults", defaults), ("preStopSleepSeconds 0", no_sleep)):

@@ -26,16 +26,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 
-from conftest import RESNET_CHART, namespace_in
+from conftest import RESNET_CHART, node_namespace
 from kubernetes import client, watch
 from kubernetes.utils import parse_quantity
 
 from tooling import paths, releases
-from tooling.kube import api_client
 from tooling.model.signatures import TOP_K
 from tooling.names import MODEL_NAME, RELEASE, REST_PORT, SELECTOR, SERVER_NAME
 from tooling.node.containerd import ContainerdPaths
@@ -55,25 +53,6 @@ def server_values(*overrides: dict) -> tuple[dict, ...]:
     replica under load: uninstall need not wait 15 s per pod), then `overrides` (later win)."""
     fixed = {"autoscaling": {"enabled": False}, "replicaCount": 1, "preStopSleepSeconds": 0}
     return (*releases.values_from_files(NODE_VALUES["resnet-serving"]), fixed, *overrides)
-
-
-@contextmanager
-def cluster(node_cluster, name: str, *names: str) -> Iterator[tuple[Path, client.ApiClient, str]]:
-    """The kubeconfig, an API client and a namespace of the test's own; the releases `names`
-    (default the one RELEASE) uninstalled afterwards, their pods waited for."""
-    api = api_client(node_cluster.kubeconfig)
-    with namespace_in(api, name) as namespace:
-        try:
-            yield node_cluster.kubeconfig, api, namespace
-        finally:
-            for release in names or (RELEASE,):
-                releases.uninstall(node_cluster.kubeconfig, release, namespace, wait=True)
-            core = client.CoreV1Api(api)
-            wait_for(
-                lambda: not core.list_namespaced_pod(namespace).items,
-                120,
-                f"the pods of {namespace} to be gone",
-            )
 
 
 def kubectl(kubeconfig: Path, *args: str, check: bool = True) -> str:
@@ -147,7 +126,7 @@ def event_time(event: object) -> datetime.datetime:
 
 def test_init_container_fetches_the_model_over_https_and_the_pod_answers(node_cluster):
     started = time.monotonic()
-    with cluster(node_cluster, "real-pods-fetch") as (kubeconfig, api, namespace):
+    with node_namespace(node_cluster, "real-pods-fetch") as (kubeconfig, api, namespace):
         core = client.CoreV1Api(api)
         releases.install(
             kubeconfig, RELEASE, "resnet-serving", namespace, *server_values(), wait=True
@@ -217,7 +196,11 @@ def fetch_log(core: client.CoreV1Api, namespace: str, pod: str) -> str:
 
 def test_a_wrong_model_uri_fails_the_pod_saying_what_to_do(node_cluster):
     started = time.monotonic()
-    with cluster(node_cluster, "real-pods-bad-uri", *BAD_SOURCES) as (kubeconfig, api, namespace):
+    with node_namespace(node_cluster, "real-pods-bad-uri", *BAD_SOURCES) as (
+        kubeconfig,
+        api,
+        namespace,
+    ):
         core = client.CoreV1Api(api)
         for release, (source, _) in BAD_SOURCES.items():
             values = server_values(SMALL, {"model": {"source": source}})
@@ -260,7 +243,7 @@ def test_a_server_that_exits_at_start_says_why_in_the_pod_status(node_cluster):
     """A flag the server refuses (TF Serving prints its usage; the stand-in one line, exit 2):
     the reason must reach the pod's status, which `kubectl describe` shows, not only the log."""
     started = time.monotonic()
-    with cluster(node_cluster, "real-pods-bad-flag") as (kubeconfig, api, namespace):
+    with node_namespace(node_cluster, "real-pods-bad-flag") as (kubeconfig, api, namespace):
         core = client.CoreV1Api(api)
         values = server_values(SMALL, {"server": {"extraArgs": ["--no_such_flag=1"]}})
         releases.install(kubeconfig, RELEASE, "resnet-serving", namespace, *values)
@@ -282,7 +265,7 @@ def test_a_server_that_exits_at_start_says_why_in_the_pod_status(node_cluster):
 
 def test_the_startup_probe_holds_the_pod_unready_until_the_model_answers(node_cluster):
     started = time.monotonic()
-    with cluster(node_cluster, "real-pods-startup") as (kubeconfig, api, namespace):
+    with node_namespace(node_cluster, "real-pods-startup") as (kubeconfig, api, namespace):
         core = client.CoreV1Api(api)
         releases.install(kubeconfig, RELEASE, "resnet-serving", namespace, *server_values())
         samples: list[tuple[float, bool, bool]] = []  # (seconds, Ready, the model answered)
@@ -395,7 +378,7 @@ def root_image_pod(namespace: str) -> dict:
 
 def test_the_runtime_enforces_the_security_contexts_and_the_read_only_root(node_cluster):
     started = time.monotonic()
-    with cluster(node_cluster, "real-pods-security") as (kubeconfig, api, namespace):
+    with node_namespace(node_cluster, "real-pods-security") as (kubeconfig, api, namespace):
         core = client.CoreV1Api(api)
         releases.install(
             kubeconfig, RELEASE, "resnet-serving", namespace, *server_values(), wait=True
@@ -520,7 +503,7 @@ OVERPROVISIONING = {
 
 def test_a_new_replica_preempts_the_overprovisioning_placeholder(node_cluster):
     started = time.monotonic()
-    with cluster(node_cluster, "real-pods-preempt") as (kubeconfig, api, namespace):
+    with node_namespace(node_cluster, "real-pods-preempt") as (kubeconfig, api, namespace):
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
         scheduling = client.SchedulingV1Api(api)
         values = server_values(OVERPROVISIONING)
