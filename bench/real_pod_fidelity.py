@@ -27,10 +27,10 @@ from common import REPO, say
 from kubernetes import client
 
 from tooling import calibration, releases
-from tooling.fleet.fidelity import LOCUST_NICENESS, Measured, locust_at, simulated_fleet
+from tooling.fleet.fidelity import Measured, fixed_users_run, locust_at, simulated_fleet
 from tooling.fleet.replicas import ModelCost
 from tooling.kube import api_client
-from tooling.loadgen.run import LoadRunSpec, run_load
+from tooling.loadgen.run import run_load
 from tooling.names import RELEASE, SELECTOR
 from tooling.providers.node import NODE_VALUES
 from tooling.quantities import cpu_cores
@@ -127,17 +127,8 @@ def measure_real(
     for users in users_counts:
         say(f"real pod, {users} users, {seconds} s …")
         cpu_before = pod_cpu_seconds(core, pod)
-        spec = LoadRunSpec(
-            host=host,
-            report_dir=work / f"real-{users}",
-            shape=None,
-            users=users,
-            spawn_rate=users,
-            workers=1,
-            run_time=f"{seconds}s",
-            niceness=LOCUST_NICENESS,
-        )  # as tooling.fleet.fidelity.locust_at, with the request count kept
-        result = run_load(spec, say=lambda line: None)
+        spec = fixed_users_run(host, users, seconds, work / f"real-{users}")
+        result = run_load(spec, say=lambda line: None)  # locust_at's, with the request count
         if result.failures:
             raise RuntimeError(f"{result.failures} failed requests: see {spec.report_dir}")
         time.sleep(12)  # the kubelet's summary is refreshed every ~10 s

@@ -56,9 +56,10 @@ class Side:
         return self.simulated.p50_ms / self.real.p50_ms
 
 
-def locust_at(host: str, users: int, seconds: int, report: Path) -> Measured:
-    """The project's REST user, `users` of them (all started at once), for `seconds`."""
-    spec = LoadRunSpec(
+def fixed_users_run(host: str, users: int, seconds: int, report: Path) -> LoadRunSpec:
+    """A Locust run of the project's REST user, `users` of them (all started at once), for
+    `seconds`, on one worker."""
+    return LoadRunSpec(
         host=host,
         report_dir=report,
         shape=None,
@@ -68,7 +69,11 @@ def locust_at(host: str, users: int, seconds: int, report: Path) -> Measured:
         run_time=f"{seconds}s",
         niceness=LOCUST_NICENESS,
     )
-    result = run_load(spec, say=lambda line: None)
+
+
+def locust_at(host: str, users: int, seconds: int, report: Path) -> Measured:
+    """The project's REST user, `users` of them (all started at once), for `seconds`."""
+    result = run_load(fixed_users_run(host, users, seconds, report), say=lambda line: None)
     if result.failures:
         raise RuntimeError(f"{result.failures} failed requests at {users} users: see {report}")
     return Measured(users, result.requests_per_second, result.median_ms)
