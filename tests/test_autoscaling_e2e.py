@@ -29,9 +29,12 @@ import os
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
 
-from tooling.names import APP_NAMESPACE, SERVER_NAME
+from tooling import releases
+from tooling.kube import api_client
+from tooling.names import APP_NAMESPACE, LOAD_RELEASE, RELEASE, SERVER_NAME
 from tooling.providers.node import node_story_target
 from tooling.rehearsal import cluster_autoscaler
 from tooling.rehearsal.cluster import missing_binaries
@@ -42,7 +45,7 @@ from tooling.report.summary import read_timeline
 from tooling.runs.existing_cluster import existing_cluster_target
 from tooling.runs.locust_load import LocustSettings
 from tooling.runs.run_spec import LoadSpec, RunSpec
-from tooling.runs.story import StorySpec, run_story
+from tooling.runs.story import StorySpec, run_story, wait_for
 
 E2E_KUBECONFIG = "RESNET_SERVING_E2E_KUBECONFIG"
 E2E_PROVIDER = "RESNET_SERVING_E2E_PROVIDER"
@@ -90,7 +93,17 @@ def story_target(request, tmp_path_factory):
     step = {"STEP_USERS": "2", "STEP_SECONDS": "15", "STEPS": "4", **environment}
     run = RunSpec(run_dir, LoadSpec("step", variables=step))
     settings = run.load.locust_settings(15.0)
-    yield node_story_target(node.kubeconfig, run, settings, print), run_dir
+    try:
+        yield node_story_target(node.kubeconfig, run, settings, print), run_dir
+    finally:  # the node cluster is shared: its CPU goes back to the tests after these
+        core = client.CoreV1Api(api_client(node.kubeconfig))
+        for release in (LOAD_RELEASE, RELEASE):
+            releases.uninstall(node.kubeconfig, release, APP_NAMESPACE, wait=True)
+        wait_for(
+            lambda: not core.list_namespaced_pod(APP_NAMESPACE).items,
+            180,
+            f"the pods of {APP_NAMESPACE} to be gone",
+        )
 
 
 @pytest.fixture(scope="module")
