@@ -136,7 +136,15 @@ class NodeCluster:
         node_kubeconfig = run / "kubelet.kubeconfig"
         self.kube_proxy = kube_proxy.KubeProxy(spec.name, netns, node_kubeconfig, run, tools)
         self.dns = cluster_dns.ClusterDns(spec.name, netns, node_kubeconfig, run, tools)
-        self.store: model_store.ModelStore | None = None
+        # the tarball is known once it is exported (`start`); stopping needs none
+        self.store = model_store.ModelStore(
+            spec.name,
+            netns,
+            self.pki / "ca.crt",
+            self.pki / "ca.key",
+            Path("/dev/null"),
+            run / "model-store",
+        )
 
     def start(self) -> None:
         """Everything up, or everything stopped again and the error raised."""
@@ -172,14 +180,7 @@ class NodeCluster:
         self.dns.start()
         self.dns.wait_ready()
         create_objects(api, model_store.model_store_objects())
-        self.store = model_store.ModelStore(
-            spec.name,
-            self.node.netns,
-            self.pki / "ca.crt",
-            self.pki / "ca.key",
-            tarball,
-            self.node.where.run / "model-store",
-        )
+        self.store.tarball = tarball
         self.store.start()
         say(
             f"node: ✓ {spec.name}: node Ready (containerd, kubelet, kube-proxy, CoreDNS), "
@@ -192,9 +193,9 @@ class NodeCluster:
         for name in IMAGES:
             archive = images_dir() / f"{name}.tar"
             reference = qualified((images_dir() / f"{name}.ref").read_text().strip())
+            digest = archive_digest(archive)
             if any(
-                line.split()[:1] == [reference] and archive_digest(archive) in line
-                for line in held.splitlines()
+                line.split()[:1] == [reference] and digest in line for line in held.splitlines()
             ):
                 continue
             started = time.monotonic()
@@ -203,15 +204,6 @@ class NodeCluster:
 
     def stop(self) -> None:
         """The node's services, the node, then the control plane; nothing left behind."""
-        if self.store is None:
-            self.store = model_store.ModelStore(
-                self.spec.name,
-                self.node.netns,
-                self.pki / "ca.crt",
-                self.pki / "ca.key",
-                Path("/dev/null"),
-                self.node.where.run / "model-store",
-            )
         for service in (self.store, self.dns, self.kube_proxy):
             service.stop()
         self.node.stop()
@@ -221,7 +213,7 @@ class NodeCluster:
         """What a deleted cluster must not leave: its services' and its node's leftovers."""
         found: list[str] = []
         for service in (self.store, self.dns, self.kube_proxy):
-            found += service.leftovers() if service is not None else []
+            found += service.leftovers()
         return found + self.node.leftovers()
 
 
