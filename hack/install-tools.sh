@@ -107,6 +107,8 @@ pids=($!)
   build metrics-server "$METRICS_SERVER_VERSION" build_metrics_server
   # The Cluster Autoscaler, where its source can be had (else the rehearsal's stand-in).
   bash "$root/hack/install-cluster-autoscaler.sh"
+  # Prometheus and KEDA for the request-driven autoscaling mode (where the proxy serves them).
+  bash "$root/hack/install-request-autoscaling.sh"
 } &
 pids+=($!)
 wait_all "${pids[@]}"

@@ -40,7 +40,7 @@ NODE_GROUP_LABEL = "resnet-serving.dev/node-group"
 # new VM's boot and registration); nodes without it are Ready at once.
 NODE_BOOT_ANNOTATION = "resnet-serving.dev/boot-duration"
 # Processes the rehearsal runs beside kwokctl's (tooling.rehearsal.components), stopped on delete.
-EXTRA_COMPONENTS = ("cluster-autoscaler",)
+EXTRA_COMPONENTS = ("cluster-autoscaler", "prometheus", "keda-operator", "keda-adapter")
 # e2-standard-4 as GKE reports it: 4 vCPU / 16 GB capacity, ~3.92 CPU / ~13 GiB allocatable.
 E2_STANDARD_4 = {
     "capacity": {"cpu": "4", "memory": "16395412Ki", "pods": "110"},
