@@ -19,6 +19,7 @@ from tooling.fleet.replicas import (
     SimulatedReplica,
     pod_cores,
     pod_grace_seconds,
+    pod_metrics_path,
     pod_stop_seconds,
 )
 from tooling.runs.transient import TRANSIENT_ERRORS
@@ -78,6 +79,7 @@ class Fleet:
             self.cost,
             pod_grace_seconds(pod),
             pod_stop_seconds(pod),
+            metrics_path=pod_metrics_path(pod),
         )
         with self.lock:
             self.replicas[pod_name] = replica

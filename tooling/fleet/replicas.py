@@ -8,20 +8,31 @@ TF Serving installs no SIGTERM handler (tensorflow/serving#1853): as its contain
 ignores SIGTERM and serves until that kill. The chart runs it under a sh that passes SIGTERM
 on (`server.stopOnSigterm`, files/run-server.sh), and then it exits when the preStop sleep
 ends. Either way a request still running when the replica dies fails, as a reset connection.
+
+Each replica counts its requests as TF Serving does with `--monitoring_config_file` (the
+chart's default): `:tensorflow:serving:request_count` and the `request_latency` histogram in
+µs (tooling.serving.core.Metrics, the local server's own), served by the fleet's front at the
+pod's own path. A replica that dies takes its counters with it, as a process does.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from kubernetes import client
 
 from tooling.calibration import Calibration
 from tooling.fleet.sharing import ProcessorSharing
+from tooling.names import MODEL_NAME
 from tooling.quantities import cpu_cores
+from tooling.serving.core import Metrics
 
 DEFAULT_GRACE_SECONDS = 30.0  # Kubernetes' default terminationGracePeriodSeconds
 SIGTERM_WRAPPER = "run-server.sh"  # the chart's PID 1 that passes SIGTERM on to TF Serving
+# Where the chart says its pod serves TF Serving's metrics (monitoring.prometheus.path); no
+# annotation, no metrics (the chart sets it whenever --monitoring_config_file is on).
+METRICS_PATH_ANNOTATION = "prometheus.io/path"
 
 
 @dataclass(frozen=True)
@@ -54,13 +65,19 @@ class SimulatedReplica:
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     stop_seconds: float | None = None  # its own exit after the deletion (None: not on SIGTERM)
     dies_at: float | None = None  # monotonic time of the kill, once its pod is deleted
+    metrics_path: str | None = None  # where its metrics are served; None: not served
     cpu: ProcessorSharing = field(init=False)
+    metrics: Metrics = field(default_factory=Metrics)  # TF Serving's request metrics
 
     def __post_init__(self) -> None:
         self.cpu = ProcessorSharing(self.cores, min(self.cost.per_request_cores, self.cores))
 
     async def predict(self, instances: int) -> None:
+        """Serves one predict call; counted when answered (TF Serving counts a request when it
+        returns; one cut off by the replica's death is never counted, its process is gone)."""
+        started = time.perf_counter()
         await self.cpu.serve(self.cost.cpu_seconds * max(1, instances))
+        self.metrics.record(MODEL_NAME, "OK", "predict", time.perf_counter() - started)
 
     def seconds_left(self, until_deadline: float) -> float:
         """Its life after the deletion, from the seconds left to the kill deadline: all of them
@@ -77,6 +94,11 @@ def pod_cores(pod: client.V1Pod, node_allocatable_cpu: float) -> float:
         if limits.get("cpu"):
             return cpu_cores(limits["cpu"])
     return node_allocatable_cpu
+
+
+def pod_metrics_path(pod: client.V1Pod) -> str | None:
+    """The path its TF Serving serves Prometheus metrics at, from the chart's annotation."""
+    return (pod.metadata.annotations or {}).get(METRICS_PATH_ANNOTATION)
 
 
 def pod_grace_seconds(pod: client.V1Pod) -> float:

@@ -7,6 +7,12 @@ No model runs here: every answer carries the served model's response shape (top-
 `X-Simulated-Replica` header naming the pod. With no ready endpoint the answer is a 503; a
 request in flight when its replica is killed gets its connection reset. The locustfile's gRPC
 user is not served (the rehearsal's Locust runs the REST user).
+
+Each replica's TF Serving metrics are served at its pod's own path on the same port,
+`/pods/<namespace>/<pod>` + the pod's metrics path (`pod_metrics_url`): Prometheus finds the
+pods through the API and is relabelled to scrape them here (tooling.rehearsal.request_metrics),
+never at a pod's simulated IP. A pod with no replica (not ready yet, or its replica died) is a
+404, as a target that is gone; its series go with it.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from tooling.fleet.sharing import ReplicaKilled
 from tooling.model.signatures import TOP_K
 from tooling.names import MODEL_NAME
 
+PODS_PREFIX = "/pods"  # each pod's own metrics: /pods/<namespace>/<pod><its metrics path>
 SIMULATED = {
     "classes": list(range(TOP_K)),
     "labels": ["(simulated replica: no model ran)"] * TOP_K,
@@ -53,6 +60,11 @@ def instances_in(body: bytes) -> int | None:
         first = next(iter(columns.values()))
         return len(first) if isinstance(first, list) else 1
     return None
+
+
+def pod_metrics_url(namespace: str, pod: str, metrics_path: str) -> str:
+    """The path on the fleet's port where the pod's replica serves its metrics."""
+    return f"{PODS_PREFIX}/{namespace}/{pod}{metrics_path}"
 
 
 def application(fleet: Fleet) -> web.Application:
@@ -88,9 +100,22 @@ def application(fleet: Fleet) -> web.Application:
             {"predictions": [SIMULATED] * count}, headers={"X-Simulated-Replica": replica.pod}
         )
 
+    async def pod_metrics(request: web.Request) -> web.Response:
+        namespace, pod = request.match_info["namespace"], request.match_info["pod"]
+        with fleet.lock:
+            replica = fleet.replicas.get(pod) if namespace == fleet.namespace else None
+        path = "/" + request.match_info["path"]
+        if replica is None or replica.metrics_path != path:
+            return web.Response(status=404, text=f"no metrics at {request.path}\n")
+        return web.Response(
+            text=replica.metrics.prometheus_text(),
+            headers={"Content-Type": "text/plain; version=0.0.4"},  # as serve-local's
+        )
+
     app = web.Application(client_max_size=64 * 2**20)
     app.router.add_get("/v1/models/{model}", status)
     app.router.add_post("/v1/models/{tail:.+}", predict)
+    app.router.add_get(PODS_PREFIX + "/{namespace}/{pod}/{path:.+}", pod_metrics)
     return app
 
 
