@@ -77,14 +77,29 @@ def start_keda(cluster_name: str, kubeconfig: Path) -> None:
     if missing:
         raise UserError(f"KEDA's parts missing ({', '.join(missing)}): run `make setup-rehearsal`")
     api = api_client(kubeconfig)
-    install_crds(api)
+    try:
+        install_crds(api)
+        core = client.CoreV1Api(api)
+        create_or_replace(
+            core.create_namespace,
+            core.replace_namespace,
+            core.read_namespace,
+            {"metadata": {"name": NAMESPACE}},
+        )
+        start_processes(cluster_name, kubeconfig, api)
+    finally:
+        api.close()
+
+
+def start_processes(cluster_name: str, kubeconfig: Path, api: client.ApiClient) -> None:
+    """The operator, once its gRPC port listens the metrics API server, and its APIService."""
     for component in COMPONENTS:
         components.stop(cluster_name, component)
     home = components.cluster_workdir(cluster_name) / "keda"
     certs = keda_certs.write_certificates(
         home / "certs", (f"{SERVICE}.{NAMESPACE}.svc", f"{OPERATOR}.{NAMESPACE}.svc")
     )
-    grpc_port, secure_port = prometheus.free_port(), prometheus.free_port()
+    grpc_port, secure_port = prometheus.free_ports(2)
     environment = {
         **os.environ,
         "KUBECONFIG": str(kubeconfig),  # controller-runtime's config, out of cluster
@@ -176,15 +191,9 @@ def established(extensions: client.ApiextensionsV1Api, name: str) -> bool:
 
 
 def register_api_service(api: client.ApiClient, port: int, ca_bundle: bytes) -> None:
-    """The Namespace, the ExternalName Service to loopback and the APIService with the port."""
+    """The ExternalName Service to loopback and the APIService with the local port."""
     core = client.CoreV1Api(api)
     registration = client.ApiregistrationV1Api(api)
-    create_or_replace(
-        core.create_namespace,
-        core.replace_namespace,
-        core.read_namespace,
-        {"metadata": {"name": NAMESPACE}},
-    )
     create_or_replace(
         lambda body: core.create_namespaced_service(NAMESPACE, body),
         lambda name, body: core.replace_namespaced_service(name, NAMESPACE, body),

@@ -7,6 +7,7 @@ in the module build, so / shows none, and the HTTP API answers as in a release.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -46,9 +47,16 @@ def folder(cluster_name: str) -> Path:
 
 def free_port() -> int:
     """A loopback port nothing listens on now (clusters run side by side)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` different loopback ports nothing listens on now."""
+    with contextlib.ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
 
 
 def command(config_file: Path, data: Path, port: int) -> list[str]:
