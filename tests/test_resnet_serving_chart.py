@@ -68,18 +68,29 @@ def test_hpa_targets_the_deployment_with_the_configured_bounds(case):
         assert hpas == []
         assert deployment["spec"]["replicas"] == values["replicaCount"]
         return
-    (hpa,) = hpas
-    assert hpa["apiVersion"] == "autoscaling/v2"
-    assert hpa["spec"]["scaleTargetRef"] == {
+    requests = values["autoscaling"]["requests"]
+    if values["autoscaling"]["metric"] == "requests" and requests["keda"]["enabled"]:
+        # KEDA mode: KEDA makes the HPA (tests/test_chart_request_autoscaling.py)
+        assert hpas == []
+        (scaler,) = objects_of(objects, "ScaledObject")
+        fewest = requests["keda"]["minReplicaCount"]
+        bounds = ("minReplicaCount", "maxReplicaCount")
+        behavior = scaler["spec"].get("advanced", {}).get("horizontalPodAutoscalerConfig", {})
+    else:
+        (scaler,) = hpas
+        assert scaler["apiVersion"] == "autoscaling/v2"
+        fewest, bounds, behavior = None, ("minReplicas", "maxReplicas"), scaler["spec"]
+    assert scaler["spec"]["scaleTargetRef"] == {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "name": deployment["metadata"]["name"],
     }
-    assert hpa["spec"]["minReplicas"] == values["autoscaling"]["minReplicas"]
-    assert hpa["spec"]["maxReplicas"] == values["autoscaling"]["maxReplicas"]
+    minimum = values["autoscaling"]["minReplicas"] if fewest is None else fewest
+    assert scaler["spec"][bounds[0]] == minimum
+    assert scaler["spec"][bounds[1]] == values["autoscaling"]["maxReplicas"]
     assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
     if values["autoscaling"]["behavior"]:
-        assert hpa["spec"]["behavior"] == values["autoscaling"]["behavior"]
+        assert behavior["behavior"] == values["autoscaling"]["behavior"]
 
 
 def test_cpu_requests_exist_for_every_resource_metric_the_hpa_uses(case):
@@ -87,6 +98,8 @@ def test_cpu_requests_exist_for_every_resource_metric_the_hpa_uses(case):
     for hpa in objects_of(objects, "HorizontalPodAutoscaler"):
         requests = server_container(server_deployment(objects))["resources"]["requests"]
         for metric in hpa["spec"]["metrics"]:
+            if metric["type"] != "Resource":
+                continue  # a Pods metric (autoscaling.metric: requests) needs no request
             resource = metric["resource"]["name"]
             assert metric["resource"]["target"]["type"] == "Utilization"
             assert requests.get(resource), f"HPA scales on {resource} but no {resource} request"

@@ -129,6 +129,13 @@ Cross-field checks the JSON schema can't express. Each message names the keys to
 {{- if gt (int $hpa.minReplicas) (int $hpa.maxReplicas) }}
 {{- fail (printf "autoscaling.minReplicas (%d) must not exceed autoscaling.maxReplicas (%d)" (int $hpa.minReplicas) (int $hpa.maxReplicas)) }}
 {{- end }}
+{{- if eq (include "resnet-serving.requestMode" .) "keda" }}
+{{- $min := include "resnet-serving.kedaMinReplicas" . | int }}
+{{- if gt $min (int $hpa.maxReplicas) }}
+{{- fail (printf "autoscaling.requests.keda.minReplicaCount (%d) must not exceed autoscaling.maxReplicas (%d)" $min (int $hpa.maxReplicas)) }}
+{{- end }}
+{{- end }}
+{{- if eq (include "resnet-serving.requestMode" .) "cpu" }}
 {{- if not (or $hpa.targetCPUUtilizationPercentage $hpa.targetMemoryUtilizationPercentage) }}
 {{- fail "autoscaling: set autoscaling.targetCPUUtilizationPercentage or autoscaling.targetMemoryUtilizationPercentage, or turn autoscaling.enabled off" }}
 {{- end }}
@@ -138,6 +145,7 @@ Cross-field checks the JSON schema can't express. Each message names the keys to
 {{- end }}
 {{- if and $hpa.targetMemoryUtilizationPercentage (not $requests.memory) }}
 {{- fail "resources.requests.memory is required while autoscaling.targetMemoryUtilizationPercentage is set: the HPA measures memory as a percentage of the request" }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- $batching := .Values.batching }}
@@ -190,5 +198,68 @@ scaleDown:
     - type: Pods
       value: 1
       periodSeconds: 120
+{{- end }}
+{{- end }}
+
+{{/*
+How the release scales (autoscaling.metric and autoscaling.requests): `cpu` (the chart's HPA on
+resource metrics), `keda` (a ScaledObject; KEDA makes the HPA) or `pods` (the chart's HPA on a
+Pods metric from a custom-metrics adapter). values.schema.json allows exactly one request mode
+when autoscaling.metric is `requests`.
+*/}}
+{{- define "resnet-serving.requestMode" -}}
+{{- $requests := .Values.autoscaling.requests }}
+{{- if ne .Values.autoscaling.metric "requests" }}cpu
+{{- else if $requests.keda.enabled }}keda
+{{- else }}pods
+{{- end }}
+{{- end }}
+
+{{/*
+The HPA behavior, for the chart's HPA and for the one KEDA makes: autoscaling.behavior when
+set, else the autoscaling.behaviorPreset (YAML; empty for the HPA's defaults).
+*/}}
+{{- define "resnet-serving.behavior" -}}
+{{- with (.Values.autoscaling.behavior | default (include "resnet-serving.behaviorPreset" . | fromYaml)) }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The release's pods as Prometheus' kubernetes_sd relabelling labels them (`namespace`, `pod`: the
+prometheus-community `kubernetes-pods` job's and GKE Managed Prometheus' PodMonitoring's
+convention): a Deployment's pod is <fullname>-<replicaset hash>-<suffix>.
+*/}}
+{{- define "resnet-serving.podSelector" -}}
+{{- printf "namespace=%q, pod=~%q" .Release.Namespace (printf "%s-[a-z0-9]+-[a-z0-9]+" (include "resnet-serving.fullname" .)) }}
+{{- end }}
+
+{{/*
+The PromQL query KEDA asks for, the release's total of the signal (the HPA divides it by the
+replicas): autoscaling.requests.query, else from signal and window. concurrency: by Little's
+law the rate of the latency histogram's sum (µs per second) ÷ 1e6 is the mean number of
+requests inside the servers, queued or running. rate: requests per second.
+*/}}
+{{- define "resnet-serving.requestsQuery" -}}
+{{- $requests := .Values.autoscaling.requests }}
+{{- if $requests.query }}
+{{- $requests.query }}
+{{- else if eq $requests.signal "rate" }}
+{{- printf "sum(rate(:tensorflow:serving:request_count{%s}[%s]))" (include "resnet-serving.podSelector" .) $requests.window }}
+{{- else }}
+{{- printf "sum(rate(:tensorflow:serving:request_latency_sum{%s}[%s])) / 1e6" (include "resnet-serving.podSelector" .) $requests.window }}
+{{- end }}
+{{- end }}
+
+{{/*
+Fewest replicas in KEDA mode: autoscaling.requests.keda.minReplicaCount (0 allowed), else
+autoscaling.minReplicas.
+*/}}
+{{- define "resnet-serving.kedaMinReplicas" -}}
+{{- $min := .Values.autoscaling.requests.keda.minReplicaCount }}
+{{- if kindIs "invalid" $min }}
+{{- .Values.autoscaling.minReplicas }}
+{{- else }}
+{{- $min }}
 {{- end }}
 {{- end }}
