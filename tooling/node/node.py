@@ -314,6 +314,10 @@ class RealNode:
             subprocess.run(
                 ["ip", "netns", "del", self.netns_name], check=False, capture_output=True
             )
+        # The kernel frees a deleted namespace, and the veth end in it, in a work queue: the
+        # host's end can outlive `ip netns del` by seconds. Deleting it removes both ends now.
+        host_end, _ = link_names(self.name)
+        subprocess.run(["ip", "link", "del", host_end], check=False, capture_output=True)
         for cgroup in self.cgroups():
             for folder in sorted(cgroup.rglob("*"), key=lambda p: len(p.parts), reverse=True):
                 if folder.is_dir():
