@@ -120,8 +120,8 @@ def application(fleet: Fleet) -> web.Application:
 
 
 @contextmanager
-def fleet_server(fleet: Fleet, host: str = "127.0.0.1") -> Iterator[str]:
-    """Serves the fleet on a free port in a thread of its own; yields its URL."""
+def fleet_server(fleet: Fleet, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serves the fleet in a thread of its own, on `port` (0: a free one); yields its URL."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
     address: list[str] = []
@@ -129,15 +129,23 @@ def fleet_server(fleet: Fleet, host: str = "127.0.0.1") -> Iterator[str]:
     async def serve() -> web.AppRunner:
         runner = web.AppRunner(application(fleet), access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, host, 0)
+        site = web.TCPSite(runner, host, port)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        address.append(f"http://{host}:{port}")
+        bound = site._server.sockets[0].getsockname()[1]
+        address.append(f"http://{host}:{bound}")
         return runner
+
+    failed: list[OSError] = []
 
     def run() -> None:
         asyncio.set_event_loop(loop)
-        runner = loop.run_until_complete(serve())
+        try:
+            runner = loop.run_until_complete(serve())
+        except OSError as error:  # the port is taken
+            failed.append(error)
+            started.set()
+            loop.close()
+            return
         fleet.loop = loop
         started.set()
         loop.run_forever()
@@ -148,6 +156,8 @@ def fleet_server(fleet: Fleet, host: str = "127.0.0.1") -> Iterator[str]:
     thread.start()
     if not started.wait(30):
         raise RuntimeError("the replica fleet's server did not start")
+    if failed:
+        raise RuntimeError(f"the replica fleet cannot listen on {host}:{port}: {failed[0]}")
     try:
         yield address[0]
     finally:

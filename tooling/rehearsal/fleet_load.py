@@ -3,7 +3,9 @@ as processes on this machine, against the replica fleet standing for the model S
 a Locust run is and how its stats are read, on any cluster: tooling.runs.locust_load.)
 
 While the story runs: the fleet follows the Service's EndpointSlices, serves Locust's requests
-on simulated replicas, and writes each pod's CPU from the work it did; the HPA scales on that.
+on simulated replicas, writes each pod's CPU from the work it did, and serves each replica's
+TF Serving metrics; the HPA scales on the CPU, or in KEDA mode on those metrics through
+Prometheus (scraping the fleet's port, fixed before the release is installed).
 Locust's live stats (users, req/s, p50, p95, failures) are read from the master's web API.
 """
 
@@ -38,6 +40,7 @@ class FleetLocustLoad:
     values: dict  # the Locust chart's values, as installed in the cluster
     results: Path
     period: float = 2.0
+    fleet_port: int = 0  # 0: any free port
     current: LiveStats | None = None
     finished: threading.Event = field(default_factory=threading.Event)
     failure: str | None = None
@@ -50,7 +53,7 @@ class FleetLocustLoad:
         return sample_of(self.current)
 
     def run(self, stop: threading.Event) -> None:
-        with fleet_server(self.fleet) as url:
+        with fleet_server(self.fleet, port=self.fleet_port) as url:
             for loop in (self.fleet.run, self.usage.run):
                 threading.Thread(target=loop, args=(stop,), daemon=True).start()
             deadline = time.monotonic() + FIRST_ENDPOINT_SECONDS

@@ -1,5 +1,5 @@
-"""run.json: what a run was (cluster, node autoscaler, values files), beside its timeline, so a
-report never hides which node autoscaler made the numbers."""
+"""run.json: what a run was (cluster, node autoscaler, scaling signal, values files), beside its
+timeline, so a report never hides which node autoscaler and which signal made the numbers."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 RUN_INFO = "run.json"
 NODE_AUTOSCALER = "node_autoscaler"
+SCALING_SIGNAL = "scaling_signal"  # what the pods scale on, and what carries it
 
 
 def write_run_info(run_dir: Path, info: dict[str, object]) -> Path:
@@ -28,3 +29,8 @@ def node_autoscaler_text(info: dict[str, object]) -> str:
     if NODE_AUTOSCALER not in info:
         return "not recorded"
     return str(info[NODE_AUTOSCALER] or "none")
+
+
+def scaling_signal_text(info: dict[str, object]) -> str:
+    """How the summary names the scaling signal ("not recorded" for runs made before it was)."""
+    return str(info.get(SCALING_SIGNAL) or "not recorded")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tooling.errors import UserError
-from tooling.report.run_info import node_autoscaler_text, read_run_info
+from tooling.report.run_info import node_autoscaler_text, read_run_info, scaling_signal_text
 from tooling.report.summary import DEFAULT_SLO_MS, TimelineSummary, read_timeline, summarize
 
 
@@ -30,10 +30,15 @@ def read_run(run_dir: Path) -> list[dict[str, float | None]]:
 
 
 def run_summary(run_dir: Path, slo_ms: float = DEFAULT_SLO_MS) -> TimelineSummary:
-    """The run's timeline summed up, naming its node autoscaler (from run.json)."""
+    """The run's timeline summed up, naming its node autoscaler and its scaling signal (from
+    run.json)."""
     summary = summarize(read_run(run_dir), slo_ms)
-    autoscaler = node_autoscaler_text(read_run_info(run_dir))
-    return dataclasses.replace(summary, node_autoscaler=autoscaler)
+    info = read_run_info(run_dir)
+    return dataclasses.replace(
+        summary,
+        node_autoscaler=node_autoscaler_text(info),
+        scaling_signal=scaling_signal_text(info),
+    )
 
 
 def write_report(run_dir: Path, slo_ms: float = DEFAULT_SLO_MS) -> Report:

@@ -20,7 +20,9 @@ response time means no replica serves: over the SLO.
 Rows sampled while the API server did not answer have blank cluster columns: they count as
 "API server unreachable" seconds, and the sums hold the last value read before the gap.
 "HPA without CPU metrics" = Σ Δt while users > 0, the API answers, and the HPA shows no CPU
-utilization (metrics-server not serving): the HPA cannot scale then.
+utilization (metrics-server not serving): the HPA cannot scale then. In a run whose HPA scales
+on an External metric (KEDA mode: the `hpa_external_value` column has values) it is "HPA
+without its external metric", Σ Δt while that value is missing instead.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class TimelineSummary:
     peak_users: int = 0
     failures: int | None = None  # None: no real load measured failures
     node_autoscaler: str | None = None  # what scaled the nodes (from run.json); None: unknown
+    scaling_signal: str | None = None  # what the pods scaled on (from run.json); None: unknown
+    hpa_metric: str = "CPU"  # what the HPA was blind to in hpa_blind_seconds
     api_unreachable_seconds: float = 0.0
     hpa_blind_seconds: float = 0.0
     unmeasured_seconds: float = 0.0  # users on, no latency measured (and nothing failed)
@@ -63,9 +67,14 @@ class TimelineSummary:
         def seconds(value: float | None, after: str) -> str:
             return "never" if value is None else f"{value:.0f} s {after}"
 
-        described = (
-            [] if self.node_autoscaler is None else [("node autoscaler", self.node_autoscaler)]
-        )
+        described = [
+            (name, value)
+            for name, value in (
+                ("node autoscaler", self.node_autoscaler),
+                ("scaling signal", self.scaling_signal),
+            )
+            if value is not None
+        ]
         return [
             *described,
             ("max replicas ready", f"{self.max_replicas}"),
@@ -93,7 +102,8 @@ class TimelineSummary:
         if self.api_unreachable_seconds:
             lines.append(("API server unreachable for", f"{self.api_unreachable_seconds:.0f} s"))
         if self.hpa_blind_seconds:
-            lines.append(("HPA without CPU metrics for", f"{self.hpa_blind_seconds:.0f} s"))
+            what = "CPU metrics" if self.hpa_metric == "CPU" else "its external metric"
+            lines.append((f"HPA without {what} for", f"{self.hpa_blind_seconds:.0f} s"))
         return lines
 
     def lines(self) -> list[str]:
@@ -166,10 +176,10 @@ def summarize(
     if not rows:
         raise UserError("the timeline has no rows")
     unreachable = [row["replicas_ready"] is None for row in rows]
+    external = any(row.get("hpa_external_value") is not None for row in rows)
+    metric = "hpa_external_value" if external else "hpa_cpu_percent"
     blind = [
-        (row["users"] or 0) > 0
-        and row["replicas_ready"] is not None
-        and row["hpa_cpu_percent"] is None
+        (row["users"] or 0) > 0 and row["replicas_ready"] is not None and row.get(metric) is None
         for row in rows
     ]
     rows = held(rows, HELD_COLUMNS)
@@ -247,5 +257,6 @@ def summarize(
         failures=largest_failure_count(rows),
         api_unreachable_seconds=seconds_while(unreachable),
         hpa_blind_seconds=seconds_while(blind),
+        hpa_metric="external" if external else "CPU",
         unmeasured_seconds=seconds_while(missing),
     )

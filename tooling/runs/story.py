@@ -24,10 +24,11 @@ from tooling import paths, releases
 from tooling.errors import UserError, cluster_unreachable, one_line
 from tooling.kube import api_client
 from tooling.names import APP_NAMESPACE, RELEASE, SELECTOR, SERVER_NAME
-from tooling.report.run_info import NODE_AUTOSCALER, write_run_info
+from tooling.report.run_info import NODE_AUTOSCALER, SCALING_SIGNAL, write_run_info
 from tooling.report.run_report import Report, write_report
 from tooling.report.summary import TimelineSummary
-from tooling.runs.timeline import LoadSource, TimelineRecorder
+from tooling.runs import scaling_signal
+from tooling.runs.timeline import LoadSource, TimelineRecorder, read_server_hpa
 from tooling.runs.transient import TRANSIENT_ERRORS
 
 LAB_VALUES = paths.CHARTS_DIR / "resnet-serving" / "ci" / "lab-values.yaml"
@@ -61,6 +62,9 @@ class StoryTarget:
     settled: Callable[[], bool] = lambda: True  # e.g. no node still being provisioned
     background: tuple[Callable[[threading.Event], None], ...] = ()
     collect: Callable[[Path], None] = lambda run_dir: None  # e.g. logs into the run directory
+    # what the pods scale on and what carries it (named in the report); None: told from the
+    # values alone (tooling.runs.scaling_signal)
+    scaling_signal: str | None = None
 
     @property
     def node_autoscaling(self) -> bool:
@@ -125,12 +129,17 @@ def ensure_app_namespace(core: client.CoreV1Api, namespace: str = APP_NAMESPACE)
             raise
 
 
+def server_values(target: StoryTarget, spec: StorySpec) -> list[dict]:
+    """The model server's values maps, in helm's order: the files, then the target's."""
+    return releases.values_from_files(*spec.values_files) + list(target.server_values)
+
+
 def install_model_server(target: StoryTarget, spec: StorySpec, api: client.ApiClient) -> None:
     try:
         ensure_app_namespace(client.CoreV1Api(api))
     except TRANSIENT_ERRORS as error:  # the first call to the cluster: is it there at all?
         raise cluster_unreachable(target.kubeconfig, error) from error
-    values = releases.values_from_files(*spec.values_files) + list(target.server_values)
+    values = server_values(target, spec)
     releases.install(target.kubeconfig, RELEASE, "resnet-serving", APP_NAMESPACE, *values)
 
 
@@ -189,7 +198,7 @@ def wait_until_serving(target: StoryTarget, api: client.ApiClient) -> None:
     def at_rest() -> bool:
         """The HPA wants its minimum and that many replicas are Ready: a replica's start-up
         CPU (model load, warm-up) may have scaled it out before any load came."""
-        hpa = autoscaling.read_namespaced_horizontal_pod_autoscaler(SERVER_NAME, APP_NAMESPACE)
+        hpa = read_server_hpa(autoscaling, APP_NAMESPACE, SERVER_NAME)
         status = apps.read_namespaced_deployment(SERVER_NAME, APP_NAMESPACE).status
         wanted = hpa.status.desired_replicas if hpa.status else None
         return wanted == hpa.spec.min_replicas == (status.ready_replicas or 0)
@@ -243,10 +252,18 @@ class BackgroundLoops:
             thread.join(timeout=30)
 
 
+def signal_of(target: StoryTarget, spec: StorySpec) -> str:
+    """What the pods scale on: the target's own words, else what the values say."""
+    if target.scaling_signal:
+        return target.scaling_signal
+    return scaling_signal.describe(scaling_signal.merged(server_values(target, spec)))
+
+
 def run_info(target: StoryTarget, spec: StorySpec) -> dict[str, object]:
     return {
         "provider": target.provider,
         NODE_AUTOSCALER: target.node_autoscaler,
+        SCALING_SIGNAL: signal_of(target, spec),
         "values_files": [str(path) for path in spec.values_files],
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -257,7 +274,8 @@ def run_story(
 ) -> StoryResult:
     """Installs, loads, records until scaled back in; writes the run directory."""
     spec.run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_info(spec.run_dir, run_info(target, spec))
+    info = run_info(target, spec)
+    write_run_info(spec.run_dir, info)
     api = api_client(target.kubeconfig)
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     autoscaling = client.AutoscalingV2Api(api)
@@ -266,7 +284,10 @@ def run_story(
     scaled_in, failed = False, True
     try:
         install_model_server(target, spec, api)
-        say(f"{target.provider}: ✓ model server installed (helm, server-side validation, PSS)")
+        say(
+            f"{target.provider}: ✓ model server installed (helm, server-side validation, PSS); "
+            f"scaling signal: {info[SCALING_SIGNAL]}"
+        )
         wait_until_serving(target, api)
         say(
             f"{target.provider}: ✓ first replica Ready; metrics-server serves its metrics; "
@@ -333,7 +354,7 @@ def keep_the_record(
 
 
 def hpa_min_replicas(autoscaling: client.AutoscalingV2Api) -> int:
-    hpa = autoscaling.read_namespaced_horizontal_pod_autoscaler(SERVER_NAME, APP_NAMESPACE)
+    hpa = read_server_hpa(autoscaling, APP_NAMESPACE, SERVER_NAME)
     return hpa.spec.min_replicas or 1
 
 

@@ -3,11 +3,15 @@
 timeline.csv's columns are a contract (`report`, `compare` and the e2e tests read them):
 
     t_seconds, users, offered_rps, hpa_cpu_percent, replicas_desired, replicas_ready,
-    pods_pending, nodes_ready, response_ms, p50_ms, p95_ms, failures
+    pods_pending, nodes_ready, response_ms, p50_ms, p95_ms, failures, hpa_external_value
 
 `hpa_cpu_percent` is blank while the HPA cannot get its metric (its ScalingActive condition
-is False, e.g. metrics-server not answering). `users`, `offered_rps` and the latency columns
-come from the run's load source: the load model
+is False, e.g. metrics-server not answering). `hpa_external_value` (last, added with the
+request-driven mode) is the current value of the HPA's External metric, per replica for an
+AverageValue target (KEDA's HPA: the request signal divided by the replicas); blank when the
+HPA has none or cannot get it. The HPA is the one that scales the model server's Deployment:
+the chart's (named like it) or, in KEDA mode, the one KEDA made (`keda-hpa-<name>`).
+`users`, `offered_rps` and the latency columns come from the run's load source: the load model
 in the rehearsal (`response_ms` is its mean response time; no percentiles, no failures), the
 Locust master's live stats on real clusters (`response_ms` is the current median). The rest is
 read from the API: HPA status, the Deployment, its Pods and the Nodes; those cells are blank in
@@ -29,6 +33,7 @@ from kubernetes import client
 
 from tooling.errors import one_line
 from tooling.kube import list_items, node_takes_pods
+from tooling.quantities import quantity
 from tooling.runs.transient import TRANSIENT_ERRORS
 
 TIMELINE_COLUMNS = (
@@ -44,10 +49,12 @@ TIMELINE_COLUMNS = (
     "p50_ms",
     "p95_ms",
     "failures",
+    "hpa_external_value",
 )
 # Read from the API server; blank in rows sampled while it did not answer.
 CLUSTER_COLUMNS = (
     "hpa_cpu_percent",
+    "hpa_external_value",
     "replicas_desired",
     "replicas_ready",
     "pods_pending",
@@ -84,13 +91,42 @@ def blank_if_none(value: object) -> object:
     return "" if value is None else value
 
 
+def read_server_hpa(
+    autoscaling: client.AutoscalingV2Api, namespace: str, deployment: str
+) -> client.V2HorizontalPodAutoscaler:
+    """The HPA that scales the Deployment: the chart's, named like it, else the one whose
+    scaleTargetRef names it (KEDA's `keda-hpa-<ScaledObject>`); a 404 ApiException when none
+    does (yet: KEDA makes its HPA a moment after the ScaledObject)."""
+    try:
+        return autoscaling.read_namespaced_horizontal_pod_autoscaler(deployment, namespace)
+    except client.ApiException as error:
+        if error.status != 404:
+            raise
+    for hpa in autoscaling.list_namespaced_horizontal_pod_autoscaler(namespace).items:
+        target = hpa.spec.scale_target_ref
+        if target.kind == "Deployment" and target.name == deployment:
+            return hpa
+    raise client.ApiException(status=404, reason=f"no HPA scales the Deployment {deployment}")
+
+
+def external_value(hpa: client.V2HorizontalPodAutoscaler) -> float | None:
+    """The current value of the HPA's first External metric (its average per replica for an
+    AverageValue target); None if it has none."""
+    for metric in hpa.status.current_metrics or []:
+        if metric.type == "External" and metric.external and metric.external.current:
+            current = metric.external.current
+            value = current.average_value if current.average_value is not None else current.value
+            return None if value is None else quantity(value)
+    return None
+
+
 @dataclass
 class TimelineRecorder:
     core: client.CoreV1Api
     autoscaling: client.AutoscalingV2Api
     apps: client.AppsV1Api
     namespace: str
-    release: str  # HPA and Deployment name
+    release: str  # the Deployment's name (its HPA is found by it: read_server_hpa)
     selector: str  # label selector of the model server's pods
     load: LoadSource
     run_dir: Path
@@ -140,9 +176,7 @@ class TimelineRecorder:
 
     def cluster_columns(self) -> dict:
         """HPA status, the Deployment, its Pods and the Nodes, as read from the API now."""
-        hpa = self.autoscaling.read_namespaced_horizontal_pod_autoscaler(
-            self.release, self.namespace
-        )
+        hpa = read_server_hpa(self.autoscaling, self.namespace, self.release)
         deployment = self.apps.read_namespaced_deployment(self.release, self.namespace)
         pods = list_items(
             self.core.list_namespaced_pod, self.namespace, label_selector=self.selector
@@ -152,12 +186,15 @@ class TimelineRecorder:
         for metric in hpa.status.current_metrics or []:
             if metric.resource and metric.resource.name == "cpu":
                 cpu_percent = metric.resource.current.average_utilization
+        external = external_value(hpa)
         if any(
             c.type == "ScalingActive" and c.status == "False" for c in hpa.status.conditions or []
         ):
-            cpu_percent = None  # the HPA could not get its metric: what it showed is stale
+            # the HPA could not get its metric: what it showed is stale
+            cpu_percent = external = None
         return {
             "hpa_cpu_percent": blank_if_none(cpu_percent),
+            "hpa_external_value": blank_if_none(None if external is None else round(external, 3)),
             "replicas_desired": hpa.status.desired_replicas,
             "replicas_ready": deployment.status.ready_replicas or 0,
             "pods_pending": sum(1 for p in pods if p["status"].get("phase") == "Pending"),
@@ -191,10 +228,14 @@ class TimelineRecorder:
     def append(self, row: dict) -> None:
         """Adds the row to timeline.csv at once (a header first when the file is new), so the
         file is readable while the run goes and survives an interrupted one."""
-        new = not self.timeline.is_file()
+        new = not self.timeline.is_file() or self.timeline.stat().st_size == 0
+        columns = TIMELINE_COLUMNS
+        if not new:  # `watch` going on with an older run's file keeps the columns it has
+            with open(self.timeline, newline="") as handle:
+                columns = tuple(next(csv.reader(handle), TIMELINE_COLUMNS))
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with open(self.timeline, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, TIMELINE_COLUMNS)
+            writer = csv.DictWriter(handle, columns, extrasaction="ignore")
             if new:
                 writer.writeheader()
             writer.writerow(row)

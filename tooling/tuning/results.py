@@ -135,6 +135,15 @@ def node_autoscalers(rows: list[Row]) -> str:
     return "; ".join(names) or "-"
 
 
+def scaling_signals(rows: list[Row]) -> str:
+    """What each configuration's pods scaled on (from its run.json), one line each."""
+    return "\n".join(
+        f"- {row.name}: {row.summary.scaling_signal or 'not recorded'}"
+        for row in rows
+        if row.summary
+    )
+
+
 def write_results(
     outcomes: list[Outcome], out_dir: Path, slo_ms: float, heading: str
 ) -> tuple[str, list[Row]]:
@@ -153,7 +162,8 @@ def write_results(
         compare_runs(recorded, out_dir / "compare", slo_ms)
         timelines = "\n![timelines](compare/compare.png)\n"
     (out_dir / "tune.md").write_text(
-        f"# {heading}\n\nnode autoscaler: {node_autoscalers(rows)}\n\n{table}\n"
+        f"# {heading}\n\nnode autoscaler: {node_autoscalers(rows)}\n\n"
+        f"scaling signal:\n{scaling_signals(rows) or '-'}\n\n{table}\n"
         "★ Pareto-best on seconds over the SLO and node-minutes.\n\n"
         f"![trade-off](tune.png)\n{timelines}"
     )
