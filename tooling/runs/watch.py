@@ -34,12 +34,18 @@ def status_line(row: dict) -> str:
     def value(name: str, unit: str = "") -> str:
         return "-" if row.get(name) in ("", None) else f"{row[name]}{unit}"
 
+    # KEDA's HPA reads an External metric (the request signal per replica), not CPU
+    external = row.get("hpa_external_value") not in ("", None)
+    hpa = (
+        f"HPA external {value('hpa_external_value')}/replica"
+        if external
+        else f"HPA CPU {value('hpa_cpu_percent', '%')}"
+    )
     return (
         f"t={row['t_seconds']:>7}s  users {value('users')}  req/s {value('offered_rps')}  "
         f"p50 {value('p50_ms', 'ms')}  p95 {value('p95_ms', 'ms')}  "
         f"replicas {value('replicas_ready')}/{value('replicas_desired')}  "
-        f"pending {value('pods_pending')}  nodes {value('nodes_ready')}  "
-        f"HPA CPU {value('hpa_cpu_percent', '%')}"
+        f"pending {value('pods_pending')}  nodes {value('nodes_ready')}  {hpa}"
     )
 
 
