@@ -6,9 +6,14 @@
 # mode (tooling/rehearsal/keda.py names the missing parts). No third-party source is kept in
 # this repository.
 #
-# Measured on 2 cores (go1.26, CGO off, -trimpath, no DWARF), beside other builds on the machine:
-#   cold (empty Go build cache for these packages, modules already downloaded): see COLD below
-#   warm (a second run, everything cached): see WARM below
+# Measured on 2 cores (go1.26.8, CGO off, -trimpath, no DWARF, -s -w), `nice -n 10` beside the
+# control plane's and the node's builds (load average 10-15):
+#   cold (nothing of these modules compiled or downloaded before): 16 min 43 s wall, 13.5 CPU
+#     minutes (user 11:30 + sys 1:59): Prometheus 549 s and KEDA 1003 s side by side; on two idle
+#     cores that is about 7 min. KEDA is most of it: both commands link every one of its ~70
+#     scalers' SDKs (no build tags leave them out); the binaries are 177 MB (operator) and
+#     127 MB (adapter); Prometheus is 76 MB (remote write's AWS and Azure auth stay in).
+#   warm (a second run, everything cached): 0.02 s, links only.
 set -euo pipefail
 
 # shellcheck source=build-lib.sh
