@@ -150,6 +150,20 @@ def test_what_the_rehearsal_cannot_run_in_keda_mode_is_refused_before_it_starts(
     assert request_scaling_of(RunSpec(tmp_path, values_files=(LAB_VALUES,))) is None
 
 
+def test_rehearse_in_keda_mode_without_its_parts_is_one_line_naming_the_make_target(
+    tmp_path, monkeypatch, capsys
+):
+    """KEDA mode never falls back to CPU: `rehearse` stops before anything starts."""
+    from tooling import cli
+
+    monkeypatch.setenv("RESNET_SERVING_TOOLS", str(tmp_path / "bin"))
+    argv = ["rehearse", "--values", str(REQUESTS_VALUES), "--name", f"keda-{os.getpid()}"]
+    assert cli.run([*argv, "--report", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "KEDA mode" in error and "run `make setup-rehearsal`" in error
+    assert not (tmp_path / "run" / "kubeconfig").exists()  # no cluster was started
+
+
 def test_the_summary_names_the_signal_and_what_the_hpa_went_without(tmp_path):
     (tmp_path / "timeline.csv").write_text(
         "t_seconds,users,offered_rps,hpa_cpu_percent,replicas_desired,replicas_ready,"
