@@ -11,7 +11,10 @@ processes with the rehearsal's kubeconfig, all on loopback.
   operator over mutual TLS. The aggregator reaches it as it reaches kwokctl's metrics-server:
   the APIService names a Service of type ExternalName (127.0.0.1) and the local port, with the
   CA as its caBundle. (Its own /metrics listener takes no address, only a port: any free one,
-  on all interfaces; KEDA v2.21.0 has no flag to bind it to loopback.)
+  on all interfaces; KEDA v2.21.0 has no flag to bind it to loopback.) Like metrics-server
+  there, it authenticates the aggregator by the client CA in kube-system's
+  extension-apiserver-authentication; the rehearsal's API server sets no request-header CA,
+  so its log says a few times, with growing pauses, that that bundle is missing (harmless).
 
 Pid files and logs sit with kwokctl's own (tooling.rehearsal.components); deleting the cluster
 stops both.
