@@ -33,13 +33,17 @@ check: test-fast  ## the same as test-fast
 demo: setup-rehearsal  ## the main job: the local rehearsal (fast profile); see `resnet-serving rehearse --help`
 	.venv/bin/resnet-serving rehearse
 
-# The README's proof: the lab's values against ci/responsive-values.yaml, on the lab's step
-# shape and on a spike to 3x one replica's capacity within 10 s (fast profile).
+# The README's proof: the lab's values, ci/responsive-values.yaml (CPU, scaled sooner and faster)
+# and ci/requests-values.yaml (KEDA on TF Serving's request metrics, real Prometheus and KEDA), on
+# the lab's step shape and on a spike to 3x one replica's capacity within 10 s (fast profile), and
+# the spike once more on the lab profile (nodes boot in about 200 s).
 VALUES := charts/resnet-serving/ci
+THREE_WAY := --values $(VALUES)/lab-values.yaml --values $(VALUES)/responsive-values.yaml --values $(VALUES)/requests-values.yaml
 SPIKE := SPIKE_BASE_USERS=5 SPIKE_USERS=75 SPIKE_START=30 SPIKE_SECONDS=120 SPIKE_TOTAL_SECONDS=200 SPIKE_SPAWN_RATE=10
-proof: setup-rehearsal  ## lab vs responsive values, step and spike: runs/proof/{step,spike}/tune.md and .png
-	.venv/bin/resnet-serving tune --values $(VALUES)/lab-values.yaml --values $(VALUES)/responsive-values.yaml --shape step --report runs/proof/step
-	$(SPIKE) .venv/bin/resnet-serving tune --values $(VALUES)/lab-values.yaml --values $(VALUES)/responsive-values.yaml --shape spike --report runs/proof/spike
+proof: setup-rehearsal  ## lab vs responsive vs requests values: runs/proof/{step,spike,spike-lab}/tune.md and .png
+	.venv/bin/resnet-serving tune $(THREE_WAY) --shape step --report runs/proof/step
+	$(SPIKE) .venv/bin/resnet-serving tune $(THREE_WAY) --shape spike --report runs/proof/spike
+	$(SPIKE) SPIKE_TOTAL_SECONDS=420 .venv/bin/resnet-serving tune $(THREE_WAY) --shape spike --profile lab --report runs/proof/spike-lab
 
 bench: setup  ## P1-P5 (bench/README.md); ratios measured in one run, not tests
 	.venv/bin/python bench/serving_ratio.py
