@@ -121,6 +121,12 @@ def register(verbs: argparse._SubParsersAction) -> None:
     up.add_argument("--workers", type=int, default=2, help="Locust workers on clusters (2)")
     up.add_argument("--down", action="store_true", help="delete what `up` made at the end")
     up.add_argument("--dry-run", action="store_true", help="gke: print what would be created")
+    up.add_argument(
+        "--prometheus",
+        default="",
+        help="gke, values in KEDA mode: where KEDA's trigger reads, gmp (Managed Service for "
+        "Prometheus) or a Prometheus URL in the cluster (default: the values' serverAddress)",
+    )
     up.set_defaults(handler=handle_up)
     down = verbs.add_parser("down", help="uninstall and delete what `up` created")
     add_cluster_arguments(down)
@@ -139,6 +145,10 @@ def handle_up(args: argparse.Namespace) -> int:
 
     chosen = provider(args.provider)
     cluster, run = cluster_spec(args), run_spec(args, "up-%Y%m%d-%H%M%S", args.down)
+    if args.prometheus:
+        from tooling.providers.gke import with_prometheus
+
+        cluster = with_prometheus(cluster, args.prometheus)
     if args.dry_run:
         if not isinstance(chosen, PlansResources):
             raise UserError("--dry-run describes GKE resources; use it with --provider gke")

@@ -4,6 +4,9 @@ The lab's shape: e2-standard-4 nodes, node-pool autoscaling 1-3, plus Workload I
 cluster (pool PROJECT.svc.id.goog) and on the node pool (GKE_METADATA), so the model-fetch init
 container reads the bucket with no key files. The cluster autoscaler's profile is GKE's
 `balanced` (its default) or `optimize-utilization` (ClusterAutoscaling.autoscaling_profile).
+With `managed_prometheus` (`up --prometheus gmp`) the request turns on Managed Service for
+Prometheus' managed collection (monitoringConfig.managedPrometheusConfig), which reads the
+release's PodMonitoring for KEDA (tooling.gke.managed_prometheus).
 In a region (us-central1) rather than a zone (us-central1-a), GKE applies the node counts per
 zone.
 """
@@ -37,6 +40,7 @@ class GkeClusterSpec:
     node_pool: str = "default-pool"
     disk_size_gb: int = 100
     autoscaling_profile: str = "balanced"
+    managed_prometheus: bool = False
 
     def __post_init__(self) -> None:
         if not self.project:
@@ -99,6 +103,15 @@ def cluster_request(spec: GkeClusterSpec) -> container_v1.Cluster:
         ),
         management=container_v1.NodeManagement(auto_repair=True, auto_upgrade=True),
     )
+    monitoring = (
+        {
+            "monitoring_config": container_v1.MonitoringConfig(
+                managed_prometheus_config=container_v1.ManagedPrometheusConfig(enabled=True)
+            )
+        }
+        if spec.managed_prometheus
+        else {}
+    )
     return container_v1.Cluster(
         name=spec.name,
         description="resnet-serving: TF Serving ResNet101 with HPA and node-pool autoscaling",
@@ -113,4 +126,5 @@ def cluster_request(spec: GkeClusterSpec) -> container_v1.Cluster:
             channel=container_v1.ReleaseChannel.Channel.REGULAR
         ),
         resource_labels={"app": "resnet-serving"},
+        **monitoring,
     )
