@@ -254,3 +254,43 @@ def test_the_stand_in_chart_is_not_committed():
         ["git", "ls-files", "*keda*"], cwd=paths.REPO_ROOT, capture_output=True, text=True
     ).stdout.split()
     assert not [name for name in tracked if name.endswith((".tgz", "Chart.yaml"))]
+
+
+def test_keda_from_the_repository_and_the_frontend_go_into_a_cluster(
+    shared_cluster, chart_repository
+):
+    """On the rehearsal's API server: the chart installed (and again: an upgrade) into namespace
+    keda by real helm from the repository; the frontend applied server-side (twice: the same
+    objects); a PodMonitoring where GMP's CRD is missing is one line saying what to turn on."""
+    from conftest import namespace_in
+    from kubernetes import client
+
+    from tooling import releases
+
+    kubeconfig, api = shared_cluster
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    lines: list[str] = []
+    chart = KedaChart(repo=chart_repository)
+    try:
+        keda_install.install(kubeconfig, chart, lines.append)
+        keda_install.install(kubeconfig, chart, lines.append)
+        assert core.read_namespaced_config_map("stand-in", "keda").metadata.name == "stand-in"
+        assert lines[-1] == "gke: ✓ KEDA 2.21.0 installed (namespace keda)"
+    finally:
+        releases.uninstall(kubeconfig, "keda", "keda", wait=True)
+        core.delete_namespace("keda")
+    with namespace_in(api, "gmp-frontend") as namespace:
+        objects = managed_prometheus.frontend_objects("lab-project", namespace)
+        managed_prometheus.apply(kubeconfig, objects)
+        managed_prometheus.apply(kubeconfig, objects)
+        deployment = apps.read_namespaced_deployment("frontend", namespace)
+        assert deployment.spec.template.spec.service_account_name == "gmp-frontend"
+        assert deployment.metadata.generation == 1  # the second apply changed nothing
+        assert core.read_namespaced_service("frontend", namespace).spec.cluster_ip == "None"
+        monitoring = managed_prometheus.pod_monitoring({"app": "x"}, "/metrics")
+        monitoring["metadata"]["namespace"] = namespace
+        with pytest.raises(UserError) as raised:
+            managed_prometheus.apply(kubeconfig, [monitoring])
+    message = str(raised.value)
+    assert "no PodMonitoring (monitoring.googleapis.com/v1)" in message
+    assert "--enable-managed-prometheus" in message and "\n" not in message

@@ -190,12 +190,23 @@ def trigger(objects: list[dict]) -> dict:
 def apply(kubeconfig: Path, objects: list[dict]) -> None:
     """Server-side apply of each object (made, or brought to this shape)."""
     from kubernetes import dynamic
+    from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
     from tooling.kube import api_client
 
     client = dynamic.DynamicClient(api_client(kubeconfig))
     for manifest in objects:
-        resource = client.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
+        kind = f"{manifest['kind']} ({manifest['apiVersion']})"
+        try:
+            resource = client.resources.get(
+                api_version=manifest["apiVersion"], kind=manifest["kind"]
+            )
+        except ResourceNotFoundError as error:
+            raise UserError(
+                f"the cluster has no {kind}: Managed Service for Prometheus' managed collection "
+                "installs it; turn it on (`gcloud container clusters update NAME --location "
+                "LOCATION --enable-managed-prometheus`) or pass --prometheus URL"
+            ) from error
         resource.server_side_apply(
             body=manifest,
             name=manifest["metadata"]["name"],
