@@ -13,6 +13,7 @@ import json
 import subprocess
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import kubernetes_validate
 import pytest
@@ -294,3 +295,137 @@ def test_keda_from_the_repository_and_the_frontend_go_into_a_cluster(
     message = str(raised.value)
     assert "no PodMonitoring (monitoring.googleapis.com/v1)" in message
     assert "--enable-managed-prometheus" in message and "\n" not in message
+
+
+class ResourceManagerDouble(http.server.BaseHTTPRequestHandler):
+    """Cloud Resource Manager v1's projects.get, getIamPolicy and setIamPolicy for one project,
+    with etags (a stale one is 409 ABORTED, as Google answers) and failures to inject."""
+
+    policy: ClassVar[dict] = {}
+    calls: ClassVar[list[str]] = []
+    fail: ClassVar[dict[str, tuple[int, str]]] = {}
+    race: ClassVar[int] = 0  # setIamPolicy calls to answer 409 (someone else changed the policy)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def reply(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def handle_call(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        name = self.path.rsplit(":", 1)[-1] if ":" in self.path else method
+        self.calls.append(name)
+        if name in self.fail:
+            status, text = self.fail.pop(name)
+            return self.reply(status, {"error": {"code": status, "message": text}})
+        if self.path == "/v1/projects/lab-project" and method == "GET":
+            return self.reply(200, {"projectId": "lab-project", "projectNumber": "123456789012"})
+        if name == "getIamPolicy":
+            assert body == {"options": {"requestedPolicyVersion": 3}}
+            return self.reply(200, json.loads(json.dumps(self.policy)))
+        if name == "setIamPolicy":
+            sent = body["policy"]
+            if type(self).race > 0 or sent.get("etag") != self.policy["etag"]:
+                type(self).race -= 1
+                self.policy["etag"] = self.policy["etag"] + "x"  # changed by someone else
+                return self.reply(409, {"error": {"code": 409, "status": "ABORTED"}})
+            type(self).policy = {**sent, "etag": sent["etag"] + "1"}
+            return self.reply(200, self.policy)
+        return self.reply(404, {"error": {"code": 404}})
+
+    def do_GET(self) -> None:
+        self.handle_call("GET")
+
+    def do_POST(self) -> None:
+        self.handle_call("POST")
+
+
+@pytest.fixture
+def resource_manager(monkeypatch):
+    from tooling.gke.project_iam import LOCAL_ENDPOINT_VARIABLE
+
+    ResourceManagerDouble.policy = {
+        "version": 1,
+        "etag": "BwY",
+        "bindings": [
+            {"role": "roles/owner", "members": ["user:me@example.com"]},
+            {
+                "role": "roles/monitoring.viewer",
+                "members": ["user:temp@example.com"],
+                "condition": {"title": "until", "expression": "request.time < timestamp('x')"},
+            },
+        ],
+    }
+    ResourceManagerDouble.calls = []
+    ResourceManagerDouble.fail = {}
+    ResourceManagerDouble.race = 0
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ResourceManagerDouble)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setenv(LOCAL_ENDPOINT_VARIABLE, f"http://127.0.0.1:{httpd.server_address[1]}")
+    yield ResourceManagerDouble
+    httpd.shutdown()
+
+
+FRONTEND_MEMBER = (
+    "principal://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/"
+    "lab-project.svc.id.goog/subject/ns/resnet-serving/sa/gmp-frontend"
+)
+
+
+def test_the_frontend_gets_monitoring_viewer_once_other_bindings_kept(resource_manager):
+    from tooling.gke.request_autoscaling import grant_frontend
+
+    lines: list[str] = []
+    grant_frontend("lab-project", lines.append)
+    grant_frontend("lab-project", lines.append)  # again: nothing to do
+    bindings = resource_manager.policy["bindings"]
+    assert {"role": "roles/monitoring.viewer", "members": [FRONTEND_MEMBER]} in bindings
+    assert {"role": "roles/owner", "members": ["user:me@example.com"]} in bindings
+    conditional = [b for b in bindings if "condition" in b]
+    assert conditional[0]["members"] == ["user:temp@example.com"]  # not widened
+    assert resource_manager.policy["version"] == 3
+    assert resource_manager.calls.count("setIamPolicy") == 1
+    assert lines[0].startswith("gke: ✓ roles/monitoring.viewer on project lab-project → principal")
+    assert lines[1].endswith("(already)")
+
+
+def test_a_concurrent_policy_change_is_read_again(resource_manager):
+    from tooling.gke.request_autoscaling import grant_frontend
+
+    resource_manager.race = 1
+    grant_frontend("lab-project", print)
+    assert resource_manager.calls.count("setIamPolicy") == 2
+    assert any(FRONTEND_MEMBER in b["members"] for b in resource_manager.policy["bindings"])
+
+
+@pytest.mark.parametrize(
+    ("status", "text", "advice"),
+    [
+        (403, "The caller does not have permission", "roles/resourcemanager.projectIamAdmin"),
+        (
+            403,
+            "Cloud Resource Manager API has not been used in project 123 before (SERVICE_DISABLED)",
+            "gcloud services enable cloudresourcemanager.googleapis.com --project lab-project",
+        ),
+    ],
+)
+def test_a_refused_grant_is_one_line_with_the_command_to_run_instead(
+    resource_manager, status, text, advice
+):
+    from tooling.gke.request_autoscaling import grant_frontend
+
+    resource_manager.fail["setIamPolicy"] = (status, text)
+    with pytest.raises(UserError) as raised:
+        grant_frontend("lab-project", print)
+    message = str(raised.value)
+    assert advice in message and "\n" not in message
+    assert "gcloud projects add-iam-policy-binding lab-project --role=roles/monitoring.viewer" in (
+        message
+    )

@@ -132,8 +132,8 @@ def frontend_member(project_number: int | str, project: str) -> str:
 
 
 def grant_command(project: str, member: str) -> str:
-    """The one step `up` leaves to the user (this project has no Resource Manager client): the
-    frontend's KSA may read Cloud Monitoring."""
+    """The same grant by hand (tooling.gke.project_iam makes it): the frontend's KSA may read
+    Cloud Monitoring."""
     return (
         f"gcloud projects add-iam-policy-binding {project} --role={VIEWER_ROLE} --member={member}"
     )

@@ -92,8 +92,9 @@ def plan_lines(setup: KedaSetup, project: str) -> list[list[str]]:
                 *("   " + line for line in json.dumps(setup.pod_monitoring, indent=2).splitlines()),
                 f"   GMP's query frontend ({managed_prometheus.FRONTEND_IMAGE}, "
                 f"--query.project-id={project}): {frontend}",
-                f"   not done by up: {managed_prometheus.VIEWER_ROLE} for its KSA, once per "
-                f"project: {managed_prometheus.grant_command(project, member)}",
+                f"   IAM binding {managed_prometheus.VIEWER_ROLE} on project {project} → {member} "
+                "(Resource Manager setIamPolicy; kept if there; by hand: "
+                f"{managed_prometheus.grant_command(project, member)})",
             ]
         )
     steps.append(
@@ -106,11 +107,9 @@ def plan_lines(setup: KedaSetup, project: str) -> list[list[str]]:
     return steps
 
 
-def install(
-    kubeconfig: Path, setup: KedaSetup, project: str, project_number: str, say: Say
-) -> dict:
-    """KEDA's chart, and in GMP mode the PodMonitoring and the frontend; returns the values that
-    point the release's ScaledObject at the Prometheus chosen."""
+def install(kubeconfig: Path, setup: KedaSetup, project: str, say: Say) -> dict:
+    """KEDA's chart, and in GMP mode the frontend's IAM role, the PodMonitoring and the frontend;
+    returns the values that point the release's ScaledObject at the Prometheus chosen."""
     from kubernetes import client
 
     from tooling.kube import api_client
@@ -118,14 +117,26 @@ def install(
 
     keda_install.install(kubeconfig, setup.chart, say)
     if setup.gmp and setup.pod_monitoring is not None:
+        grant_frontend(project, say)
         ensure_app_namespace(client.CoreV1Api(api_client(kubeconfig)))
         managed_prometheus.apply(kubeconfig, [setup.pod_monitoring, *setup.frontend])
-        member = managed_prometheus.frontend_member(project_number or "PROJECT_NUMBER", project)
-        say(
-            f"gke: ✓ PodMonitoring {SERVER_NAME} and GMP's frontend at {setup.server_address}; "
-            f"it reads Cloud Monitoring as {member}, which needs "
-            f"{managed_prometheus.VIEWER_ROLE} once per project: "
-            f"{managed_prometheus.grant_command(project, member)}"
-        )
+        say(f"gke: ✓ PodMonitoring {SERVER_NAME}, GMP's frontend at {setup.server_address}")
     say(f"gke: the release scales on {setup.signal()}")
     return setup.values
+
+
+def grant_frontend(project: str, say: Say) -> None:
+    """roles/monitoring.viewer on the project for the frontend's KSA (Workload Identity
+    Federation for GKE: its principal, no Google service account)."""
+    from tooling.gke.project_iam import ApiError, project_iam, readable
+
+    iam = project_iam(project)
+    by_hand = managed_prometheus.grant_command(
+        project, managed_prometheus.frontend_member("PROJECT_NUMBER", project)
+    )
+    action = f"give GMP's frontend {managed_prometheus.VIEWER_ROLE} on project {project}"
+    try:
+        member = managed_prometheus.frontend_member(iam.number(), project)
+        iam.grant(managed_prometheus.VIEWER_ROLE, member, say)
+    except ApiError as error:
+        raise readable(error, action, project, by_hand) from error

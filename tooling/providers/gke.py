@@ -101,17 +101,6 @@ def upload_model(cluster: GkeProviderSpec, run: RunSpec, say: Say) -> str:
     return model_uri(cluster, run)
 
 
-def project_number(cluster: GkeProviderSpec, run: RunSpec) -> str:
-    """The project's number, from the model's bucket `up` made ("" with --model-uri): the
-    frontend's IAM principal names it."""
-    if run.model_uri:
-        return ""
-    from google.cloud import storage
-
-    bucket = storage.Client(project=cluster.request.project).get_bucket(bucket_name(cluster))
-    return str(bucket.project_number)
-
-
 def request_autoscaling(cluster: GkeProviderSpec, run: RunSpec) -> KedaSetup | None:
     return keda_setup(run, cluster.prometheus, cluster.request.project, model_uri(cluster, run))
 
@@ -130,8 +119,7 @@ def gke_target(
     uri = upload_model(cluster, run, say)
     server_values: tuple[dict, ...] = ()
     if keda is not None:
-        number = project_number(cluster, run) if keda.gmp else ""
-        server_values = (install(kubeconfig, keda, cluster.request.project, number, say),)
+        server_values = (install(kubeconfig, keda, cluster.request.project, say),)
     yield existing_cluster_target(
         kubeconfig, provider.name, uri, settings, say, server_values=server_values
     )
