@@ -45,12 +45,13 @@ proof: setup-rehearsal  ## lab vs responsive vs requests values: runs/proof/{ste
 	$(SPIKE) .venv/bin/resnet-serving tune $(THREE_WAY) --shape spike --report runs/proof/spike
 	$(SPIKE) SPIKE_TOTAL_SECONDS=420 .venv/bin/resnet-serving tune $(THREE_WAY) --shape spike --profile lab --report runs/proof/spike-lab
 
-bench: setup  ## P1-P5 (bench/README.md); ratios measured in one run, not tests
+bench: setup  ## P1-P6 (bench/README.md); ratios measured in one run, not tests
 	.venv/bin/python bench/serving_ratio.py
 	.venv/bin/python bench/locust_capacity.py
 	.venv/bin/python bench/locust_worker_start.py --old-grpc
 	.venv/bin/python bench/fleet_fidelity.py
 	.venv/bin/python bench/replica_startup.py
+	.venv/bin/python bench/concurrency_at_slo.py
 
 clean:  ## remove this clone's environment (the per-user cache stays)
 	rm -rf .venv .tools

@@ -1,4 +1,4 @@
-"""P8: the request signal's target per replica — the concurrency one replica holds at the SLO.
+"""P6: the request signal's target per replica — the concurrency one replica holds at the SLO.
 
 The chart's request-driven mode scales on the mean number of requests inside the servers, read
 from TF Serving's own `request_latency_sum` (µs) by Little's law. This runs the real server
