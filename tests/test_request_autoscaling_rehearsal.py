@@ -139,15 +139,31 @@ def test_what_the_rehearsal_cannot_run_in_keda_mode_is_refused_before_it_starts(
     pods_metric = {"autoscaling": {"requests": {"keda": {"enabled": False}}}}
     pods_metric["autoscaling"]["requests"]["podsMetric"] = {"enabled": True}
     with pytest.raises(UserError, match="custom-metrics adapter"):
-        request_scaling_of(run_of(tmp_path, pods_metric))
+        request_scaling_of(run_of(tmp_path, pods_metric), "fast")
     monkeypatch.setenv("RESNET_SERVING_TOOLS", str(tmp_path / "empty" / "bin"))
     with pytest.raises(UserError, match=r"keda-operator.*run `make setup-rehearsal`"):
-        request_scaling_of(run_of(tmp_path))
+        request_scaling_of(run_of(tmp_path), "fast")
     monkeypatch.delenv("RESNET_SERVING_TOOLS")
     if not keda.missing_parts():
         with pytest.raises(UserError, match="--load locust"):
-            request_scaling_of(run_of(tmp_path, load="model"))
-    assert request_scaling_of(RunSpec(tmp_path, values_files=(LAB_VALUES,))) is None
+            request_scaling_of(run_of(tmp_path, load="model"), "fast")
+        short = {"autoscaling": {"requests": {"window": "20s"}}}
+        with pytest.raises(UserError, match=r"window 20s .* 15 s scrapes.* at least 30s"):
+            request_scaling_of(run_of(tmp_path, short), "lab")
+        assert request_scaling_of(run_of(tmp_path, short), "fast") is not None
+    assert request_scaling_of(RunSpec(tmp_path, values_files=(LAB_VALUES,)), "fast") is None
+
+
+@pytest.mark.parametrize(
+    ("duration", "seconds"), [("30s", 30), ("1m30s", 90), ("500ms", 0.5), ("2h", 7200)]
+)
+def test_prometheus_durations_are_read_as_prometheus_reads_them(duration, seconds):
+    assert request_metrics.duration_seconds(duration) == seconds
+
+
+def test_a_duration_prometheus_would_refuse_is_named():
+    with pytest.raises(UserError, match="'30 s' is not a Prometheus duration"):
+        request_metrics.duration_seconds("30 s")
 
 
 def test_rehearse_in_keda_mode_without_its_parts_is_one_line_naming_the_make_target(

@@ -194,7 +194,7 @@ class RequestAutoscaling:
     description: str  # the signal and its components, for the report
 
 
-def request_scaling_of(run: RunSpec) -> RequestScaling | None:
+def request_scaling_of(run: RunSpec, profile: str) -> RequestScaling | None:
     """The request-driven mode the run's values ask for (None: CPU); refuses, in one line and
     before anything starts, what the rehearsal cannot run."""
     values = [*releases.values_from_files(*run.values_files), MODEL_VALUES]
@@ -218,6 +218,7 @@ def request_scaling_of(run: RunSpec) -> RequestScaling | None:
             "KEDA mode scales on the requests the replicas serve, and the load model sends "
             "none: use --load locust"
         )
+    request_metrics.check_window(scaling.window, request_metrics.SCRAPE_SECONDS[profile])
     return scaling
 
 
@@ -284,7 +285,7 @@ def rehearsal_target(spec: RehearsalClusterSpec, run: RunSpec, say: Say) -> Iter
     """A started rehearsal cluster as a story target; deleted afterwards when `run.down`
     (also after a failure or Ctrl-C). In KEDA mode, with Prometheus and KEDA running."""
     locust_settings(spec, run)  # a bad shape fails before the cluster starts
-    scaling = request_scaling_of(run)  # and so does KEDA mode that cannot run
+    scaling = request_scaling_of(run, spec.profile.name)  # and so does KEDA mode that cannot run
     started = start_cluster(spec, say)
     # From the start, not with the load: a metrics-server that panics while the API server
     # comes up must be started again before the story waits for its metrics.

@@ -11,15 +11,18 @@ not ready yet), on the annotated port. The relabelling gives each target the `na
 (`__address__` 127.0.0.1:PORT, `__metrics_path__` /pods/<namespace>/<pod><annotated path>,
 tooling.fleet.server): the pods are simulated, and their IPs are never scraped.
 
-Scrape interval: the lab profile's is 30 s, the default of the prometheus-operator and of
-GKE Managed Prometheus' examples; the fast profile's is 5 s, so that the chart's 30 s rate
-window holds six scrapes and the signal follows a step within a few of the fast HPA's 3 s syncs.
+Scrape interval: the lab profile's is 15 s, what `up --provider gke` writes into its
+PodMonitoring for GKE Managed Prometheus, so that the chart's 30 s rate window holds two scrapes
+(at 30 s, the prometheus-operator's default, it often holds one: rate() is empty and KEDA reads
+0); the fast profile's is 5 s, so that the window holds six scrapes and the signal follows a
+step within a few of the fast HPA's 3 s syncs. A window shorter than two scrapes is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -31,9 +34,29 @@ from tooling.fleet.server import PODS_PREFIX
 from tooling.names import RELEASE
 from tooling.runs.scaling_signal import SIGNALS, RequestScaling
 
-SCRAPE_SECONDS = {"fast": 5, "lab": 30}
+SCRAPE_SECONDS = {"fast": 5, "lab": 15}
 JOB = "kubernetes-pods"
 KEDA_HPA_PREFIX = "keda-hpa-"  # KEDA names the HPA it makes keda-hpa-<ScaledObject name>
+
+
+def duration_seconds(duration: str) -> float:
+    """Seconds of a Prometheus duration such as 30s, 1m30s or 500ms."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    parts = re.findall(r"([0-9]+)(ms|s|m|h)", duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        raise UserError(f"autoscaling.requests.window {duration!r} is not a Prometheus duration")
+    return sum(int(number) * units[unit] for number, unit in parts)
+
+
+def check_window(window: str, scrape_seconds: int) -> None:
+    """rate() needs two samples inside its window; with fewer the query is empty, KEDA reads 0
+    and the release never scales out."""
+    if duration_seconds(window) < 2 * scrape_seconds:
+        raise UserError(
+            f"autoscaling.requests.window {window} holds fewer than two of this profile's "
+            f"{scrape_seconds} s scrapes, so rate() would be empty and KEDA would read 0: set it "
+            f"to at least {2 * scrape_seconds}s"
+        )
 
 
 def server_address_values(url: str) -> dict:
