@@ -7,6 +7,7 @@ and keeps its web API on a local port, which is read every few seconds to show p
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import socket
@@ -67,9 +68,17 @@ class LoadRunResult:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nothing listens on now."""
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` different loopback ports nothing listens on now (held together while chosen)."""
+    with contextlib.ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
 
 
 def seconds_of(run_time: str) -> float:

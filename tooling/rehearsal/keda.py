@@ -35,6 +35,7 @@ from kubernetes import client
 from tooling import paths
 from tooling.errors import UserError, one_line
 from tooling.kube import api_client
+from tooling.loadgen.run import free_ports
 from tooling.rehearsal import components, keda_certs, prometheus
 
 OPERATOR = "keda-operator"
@@ -102,7 +103,7 @@ def start_processes(cluster_name: str, kubeconfig: Path, api: client.ApiClient) 
     certs = keda_certs.write_certificates(
         home / "certs", (f"{SERVICE}.{NAMESPACE}.svc", f"{OPERATOR}.{NAMESPACE}.svc")
     )
-    grpc_port, secure_port = prometheus.free_ports(2)
+    grpc_port, secure_port = free_ports(2)
     environment = {
         **os.environ,
         "KUBECONFIG": str(kubeconfig),  # controller-runtime's config, out of cluster

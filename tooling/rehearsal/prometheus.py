@@ -7,10 +7,8 @@ in the module build, so / shows none, and the HTTP API answers as in a release.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -21,6 +19,7 @@ import yaml
 
 from tooling import paths
 from tooling.errors import UserError, one_line
+from tooling.loadgen.run import free_port
 from tooling.rehearsal import components
 
 BINARY = "prometheus"
@@ -43,20 +42,6 @@ def version() -> str:
 def folder(cluster_name: str) -> Path:
     """Its configuration and TSDB, in the cluster's folder (removed with the cluster)."""
     return components.cluster_workdir(cluster_name) / "prometheus"
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on now (clusters run side by side)."""
-    return free_ports(1)[0]
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` different loopback ports nothing listens on now."""
-    with contextlib.ExitStack() as stack:
-        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
 
 
 def command(config_file: Path, data: Path, port: int) -> list[str]:

@@ -36,6 +36,7 @@ from tooling.fleet.endpoints import Fleet
 from tooling.fleet.replicas import ModelCost
 from tooling.fleet.usage import UsageWriter
 from tooling.kube import api_client
+from tooling.loadgen.run import free_port
 from tooling.names import APP_NAMESPACE, LOAD_RELEASE, SERVER_URL
 from tooling.quantities import cpu_cores
 from tooling.rehearsal import cluster_autoscaler, components, keda, prometheus, request_metrics
@@ -231,7 +232,7 @@ def start_request_autoscaling(
 ) -> RequestAutoscaling:
     """Prometheus (discovering the release's pods through the API, scraping the fleet) and
     KEDA's operator and metrics API server, as cluster processes."""
-    fleet_port = prometheus.free_port()
+    fleet_port = free_port()
     scrape_seconds = request_metrics.SCRAPE_SECONDS[spec.profile.name]
     config = request_metrics.scrape_config(
         started.kubeconfig,
