@@ -39,6 +39,24 @@ def api_client(kubeconfig: Path) -> client.ApiClient:
     return TimedApiClient(configuration)
 
 
+def server_side_apply(api: client.ApiClient, manifests: list[dict]) -> None:
+    """Server-side apply of each manifest as this project's field manager: made, or brought to
+    this shape (conflicts with other managers forced). A kind the cluster does not serve raises
+    kubernetes.dynamic.exceptions.ResourceNotFoundError, for the caller to say what installs it."""
+    from kubernetes import dynamic
+
+    resources = dynamic.DynamicClient(api).resources
+    for manifest in manifests:
+        resource = resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
+        resource.server_side_apply(
+            body=manifest,
+            name=manifest["metadata"]["name"],
+            namespace=manifest["metadata"].get("namespace"),
+            field_manager="resnet-serving",
+            force_conflicts=True,
+        )
+
+
 def node_condition_ready(node: client.V1Node) -> bool:
     """The node's Ready condition is True (what a node autoscaler waits for)."""
     return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])

@@ -189,31 +189,24 @@ def trigger(objects: list[dict]) -> dict:
 
 def apply(kubeconfig: Path, objects: list[dict]) -> None:
     """Server-side apply of each object (made, or brought to this shape)."""
-    from kubernetes import dynamic
     from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
-    from tooling.kube import api_client
+    from tooling.kube import api_client, server_side_apply
 
-    client = dynamic.DynamicClient(api_client(kubeconfig))
-    for manifest in objects:
-        kind = f"{manifest['kind']} ({manifest['apiVersion']})"
-        try:
-            resource = client.resources.get(
-                api_version=manifest["apiVersion"], kind=manifest["kind"]
-            )
-        except ResourceNotFoundError as error:
-            raise UserError(
-                f"the cluster has no {kind}: Managed Service for Prometheus' managed collection "
-                "installs it; turn it on (`gcloud container clusters update NAME --location "
-                "LOCATION --enable-managed-prometheus`) or pass --prometheus URL"
-            ) from error
-        resource.server_side_apply(
-            body=manifest,
-            name=manifest["metadata"]["name"],
-            namespace=manifest["metadata"].get("namespace"),
-            field_manager="resnet-serving",
-            force_conflicts=True,
-        )
+    api = api_client(kubeconfig)
+    try:
+        for manifest in objects:
+            try:
+                server_side_apply(api, [manifest])
+            except ResourceNotFoundError as error:
+                raise UserError(
+                    f"the cluster has no {manifest['kind']} ({manifest['apiVersion']}): Managed "
+                    "Service for Prometheus' managed collection installs it; turn it on (`gcloud "
+                    "container clusters update NAME --location LOCATION "
+                    "--enable-managed-prometheus`) or pass --prometheus URL"
+                ) from error
+    finally:
+        api.close()
 
 
 def port_is_rest(objects: list[dict]) -> bool:

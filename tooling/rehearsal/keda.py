@@ -34,7 +34,7 @@ from kubernetes import client
 
 from tooling import paths
 from tooling.errors import UserError, one_line
-from tooling.kube import api_client
+from tooling.kube import api_client, server_side_apply
 from tooling.loadgen.run import free_ports
 from tooling.rehearsal import components, keda_certs, prometheus
 
@@ -83,12 +83,8 @@ def start_keda(cluster_name: str, kubeconfig: Path) -> None:
     api = api_client(kubeconfig)
     try:
         install_crds(api)
-        core = client.CoreV1Api(api)
-        create_or_replace(
-            core.create_namespace,
-            core.replace_namespace,
-            core.read_namespace,
-            {"metadata": {"name": NAMESPACE}},
+        server_side_apply(
+            api, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}]
         )
         start_processes(cluster_name, kubeconfig, api)
     finally:
@@ -196,52 +192,30 @@ def established(extensions: client.ApiextensionsV1Api, name: str) -> bool:
 
 def register_api_service(api: client.ApiClient, port: int, ca_bundle: bytes) -> None:
     """The ExternalName Service to loopback and the APIService with the local port."""
-    core = client.CoreV1Api(api)
-    registration = client.ApiregistrationV1Api(api)
-    create_or_replace(
-        lambda body: core.create_namespaced_service(NAMESPACE, body),
-        lambda name, body: core.replace_namespaced_service(name, NAMESPACE, body),
-        lambda name: core.read_namespaced_service(name, NAMESPACE),
-        {
-            "metadata": {"name": SERVICE, "namespace": NAMESPACE},
-            "spec": {"type": "ExternalName", "externalName": "127.0.0.1"},
-        },
-    )
-    create_or_replace(
-        registration.create_api_service,
-        registration.replace_api_service,
-        registration.read_api_service,
-        {
-            "apiVersion": "apiregistration.k8s.io/v1",
-            "kind": "APIService",
-            "metadata": {"name": API_SERVICE},
-            "spec": {
-                "group": "external.metrics.k8s.io",
-                "version": "v1beta1",
-                "groupPriorityMinimum": 100,
-                "versionPriority": 100,
-                "service": {"name": SERVICE, "namespace": NAMESPACE, "port": port},
-                "caBundle": base64.b64encode(ca_bundle).decode(),
+    server_side_apply(
+        api,
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": SERVICE, "namespace": NAMESPACE},
+                "spec": {"type": "ExternalName", "externalName": "127.0.0.1"},
             },
-        },
+            {
+                "apiVersion": "apiregistration.k8s.io/v1",
+                "kind": "APIService",
+                "metadata": {"name": API_SERVICE},
+                "spec": {
+                    "group": "external.metrics.k8s.io",
+                    "version": "v1beta1",
+                    "groupPriorityMinimum": 100,
+                    "versionPriority": 100,
+                    "service": {"name": SERVICE, "namespace": NAMESPACE, "port": port},
+                    "caBundle": base64.b64encode(ca_bundle).decode(),
+                },
+            },
+        ],
     )
-
-
-def create_or_replace(
-    create: Callable[[dict], object],
-    replace: Callable[[str, dict], object],
-    read: Callable[[str], object],
-    body: dict,
-) -> None:
-    """Creates the object, or replaces the one of that name (a cluster used before)."""
-    try:
-        create(body)
-    except client.ApiException as error:
-        if error.status != 409:
-            raise
-        name = body["metadata"]["name"]
-        body["metadata"]["resourceVersion"] = read(name).metadata.resource_version
-        replace(name, body)
 
 
 def api_service_available(api: client.ApiClient) -> bool:
