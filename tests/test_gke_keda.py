@@ -29,6 +29,7 @@ from tooling.gke import keda_install, managed_prometheus
 from tooling.gke.cluster_request import GkeClusterSpec
 from tooling.gke.keda_install import KedaChart
 from tooling.names import APP_NAMESPACE, SERVER_NAME
+from tooling.runs import scaling_signal
 
 GKE_FLAGS = ["--provider", "gke", "--project", "lab-project", "--location", "us-central1-a"]
 REQUESTS_VALUES = paths.CHARTS_DIR / "resnet-serving" / "ci" / "requests-values.yaml"
@@ -92,7 +93,7 @@ def test_the_pod_monitoring_selects_exactly_the_servers_pods_on_the_rest_port(tm
         yaml.safe_load(REQUESTS_VALUES.read_text()),
         {"autoscaling": {"requests": {"keda": {"serverAddress": FRONTEND}}}},
     ]
-    objects = managed_prometheus.rendered(values)
+    objects = scaling_signal.rendered_server_chart(values, APP_NAMESPACE)
     selector, path = managed_prometheus.release_scrape(objects)
     monitoring = managed_prometheus.pod_monitoring(selector, path)
     (deployment,) = [
@@ -104,7 +105,7 @@ def test_the_pod_monitoring_selects_exactly_the_servers_pods_on_the_rest_port(tm
     assert matched.items() <= labels.items()
     assert path == "/monitoring/prometheus/metrics"
     assert managed_prometheus.port_is_rest(objects)
-    trigger = managed_prometheus.trigger(objects)
+    trigger = scaling_signal.prometheus_trigger(objects)
     assert trigger["serverAddress"] == FRONTEND
     assert 'namespace="resnet-serving"' in trigger["query"]  # GMP sets namespace and pod
 

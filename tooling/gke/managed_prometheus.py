@@ -17,17 +17,14 @@ in another cluster of the project would be summed with it).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterable
 from pathlib import Path
 
 from google.cloud import container_v1
 
-from tooling import paths
 from tooling.errors import UserError
 from tooling.gke.bucket import ksa_principal
 from tooling.gke.cluster_request import GkeClusterSpec
-from tooling.names import APP_NAMESPACE, RELEASE, REST_PORT, SERVER_NAME
+from tooling.names import APP_NAMESPACE, REST_PORT, SERVER_NAME
 
 # examples/frontend.yaml at prometheus-engine's newest tag that has it (v0.15.3 of the module;
 # the image is Google's build of it).
@@ -151,22 +148,6 @@ def check_collection(cluster: container_v1.Cluster, spec: GkeClusterSpec) -> Non
         )
 
 
-def rendered(values: Iterable[dict]) -> list[dict]:
-    """charts/resnet-serving rendered for these values (`helm template`, real helm)."""
-    from pyhelm3 import Client
-
-    async def render() -> list[dict]:
-        helm = Client(executable=str(paths.tool("helm")))
-        chart = await helm.get_chart(paths.CHARTS_DIR / "resnet-serving")
-        objects = await helm.template_resources(chart, RELEASE, *values, namespace=APP_NAMESPACE)
-        return [manifest for manifest in objects if manifest]
-
-    try:
-        return asyncio.run(render())
-    except Exception as error:  # pyhelm3's errors: the values the chart refuses
-        raise UserError(f"helm could not render charts/resnet-serving: {error}") from error
-
-
 def release_scrape(objects: list[dict]) -> tuple[dict[str, str], str]:
     """The Deployment's pod selector and the metrics path its pods are annotated with."""
     for manifest in objects:
@@ -175,16 +156,6 @@ def release_scrape(objects: list[dict]) -> tuple[dict[str, str], str]:
             path = annotations.get("prometheus.io/path", "/monitoring/prometheus/metrics")
             return dict(manifest["spec"]["selector"]["matchLabels"]), path
     raise UserError(f"charts/resnet-serving renders no Deployment {SERVER_NAME}")
-
-
-def trigger(objects: list[dict]) -> dict:
-    """The ScaledObject's prometheus trigger metadata (serverAddress, query, threshold)."""
-    for manifest in objects:
-        if manifest.get("kind") == "ScaledObject":
-            for each in manifest["spec"].get("triggers") or []:
-                if each.get("type") == "prometheus":
-                    return dict(each["metadata"])
-    raise UserError("the values ask for KEDA mode but the chart renders no prometheus trigger")
 
 
 def apply(kubeconfig: Path, objects: list[dict]) -> None:

@@ -14,6 +14,7 @@ from tooling.gke import keda_install, managed_prometheus
 from tooling.gke.keda_install import GMP, KedaChart
 from tooling.names import APP_NAMESPACE, SERVER_NAME
 from tooling.providers.base import RunSpec, Say
+from tooling.runs import scaling_signal
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,10 @@ def keda_setup(run: RunSpec, prometheus: str, project: str, model_uri: str) -> K
         return None
     gmp = choice == GMP
     address = managed_prometheus.server_address() if gmp else choice
-    address_values = {"autoscaling": {"requests": {"keda": {"serverAddress": address}}}}
-    objects = managed_prometheus.rendered([*values, address_values])
-    trigger = managed_prometheus.trigger(objects)
+    objects = scaling_signal.rendered_server_chart(
+        [*values, scaling_signal.keda_server_address(address)], APP_NAMESPACE
+    )
+    trigger = scaling_signal.prometheus_trigger(objects)
     monitoring = None
     if gmp:
         selector, path = managed_prometheus.release_scrape(objects)

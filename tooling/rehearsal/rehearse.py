@@ -243,9 +243,11 @@ def start_request_autoscaling(
     )
     url = prometheus.start_prometheus(started.name, config)
     keda.start_keda(started.name, started.kubeconfig)
-    address = request_metrics.server_address_values(url)
+    address = scaling_signal.keda_server_address(url)
     values = [*releases.values_from_files(*run.values_files), MODEL_VALUES, address]
-    trigger = request_metrics.scaled_object_trigger(values, APP_NAMESPACE)
+    trigger = scaling_signal.prometheus_trigger(
+        scaling_signal.rendered_server_chart(values, APP_NAMESPACE)
+    )
     description = request_metrics.describe(
         scaling, keda.describe(), scrape_seconds, trigger["query"]
     )

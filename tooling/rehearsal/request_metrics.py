@@ -20,18 +20,14 @@ step within a few of the fast HPA's 3 s syncs. A window shorter than two scrapes
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
-from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
 
-from tooling import paths
 from tooling.errors import UserError
 from tooling.fleet.server import PODS_PREFIX
-from tooling.names import RELEASE
 from tooling.runs.scaling_signal import SIGNALS, RequestScaling
 
 SCRAPE_SECONDS = {"fast": 5, "lab": 15}
@@ -57,11 +53,6 @@ def check_window(window: str, scrape_seconds: int) -> None:
             f"{scrape_seconds} s scrapes, so rate() would be empty and KEDA would read 0: set it "
             f"to at least {2 * scrape_seconds}s"
         )
-
-
-def server_address_values(url: str) -> dict:
-    """The values that point the chart's ScaledObject at the rehearsal's Prometheus."""
-    return {"autoscaling": {"requests": {"keda": {"serverAddress": url}}}}
 
 
 def hpa_name(server_name: str) -> str:
@@ -157,31 +148,6 @@ def scrape_config(
             }
         ],
     }
-
-
-def scaled_object_trigger(values: Iterable[dict], namespace: str) -> dict:
-    """The Prometheus trigger's metadata (serverAddress, query, threshold) of the ScaledObject
-    the chart renders for these values: what KEDA will ask Prometheus."""
-    from pyhelm3 import Client
-
-    async def render() -> list[dict]:
-        helm = Client(executable=str(paths.tool("helm")))
-        chart = await helm.get_chart(paths.CHARTS_DIR / "resnet-serving")
-        return list(await helm.template_resources(chart, RELEASE, *values, namespace=namespace))
-
-    try:
-        objects = asyncio.run(render())
-    except Exception as error:  # pyhelm3's errors: the values the chart refuses
-        raise UserError(f"helm could not render charts/resnet-serving: {error}") from error
-    for manifest in objects:
-        if manifest and manifest.get("kind") == "ScaledObject":
-            for trigger in manifest["spec"].get("triggers") or []:
-                if trigger.get("type") == "prometheus":
-                    return dict(trigger["metadata"])
-    raise UserError(
-        "the values ask for KEDA mode but charts/resnet-serving renders no ScaledObject with a "
-        "prometheus trigger"
-    )
 
 
 def describe(scaling: RequestScaling, components: str, scrape_seconds: int, query: str) -> str:

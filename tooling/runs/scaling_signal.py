@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import yaml
 
 from tooling import paths
+from tooling.errors import UserError
+from tooling.names import RELEASE
 
 CHART_VALUES = paths.CHARTS_DIR / "resnet-serving" / "values.yaml"
 SIGNALS = {
@@ -92,4 +94,41 @@ def describe(values: dict) -> str:
     return (
         f"requests: the Pods metric {scaling.pods_metric_name}, {target} (a custom-metrics "
         "adapter → the chart's HPA)"
+    )
+
+
+def keda_server_address(url: str) -> dict:
+    """The values that point the chart's ScaledObject at a Prometheus."""
+    return {"autoscaling": {"requests": {"keda": {"serverAddress": url}}}}
+
+
+def rendered_server_chart(values: Iterable[dict], namespace: str) -> list[dict]:
+    """charts/resnet-serving rendered for these values (`helm template`, real helm)."""
+    import asyncio
+
+    from pyhelm3 import Client
+
+    async def render() -> list[dict]:
+        helm = Client(executable=str(paths.tool("helm")))
+        chart = await helm.get_chart(paths.CHARTS_DIR / "resnet-serving")
+        objects = await helm.template_resources(chart, RELEASE, *values, namespace=namespace)
+        return [manifest for manifest in objects if manifest]
+
+    try:
+        return asyncio.run(render())
+    except Exception as error:  # pyhelm3's errors: the values the chart refuses
+        raise UserError(f"helm could not render charts/resnet-serving: {error}") from error
+
+
+def prometheus_trigger(objects: list[dict]) -> dict:
+    """The rendered ScaledObject's prometheus trigger metadata (serverAddress, query,
+    threshold): what KEDA will ask Prometheus."""
+    for manifest in objects:
+        if manifest.get("kind") == "ScaledObject":
+            for trigger in manifest["spec"].get("triggers") or []:
+                if trigger.get("type") == "prometheus":
+                    return dict(trigger["metadata"])
+    raise UserError(
+        "the values ask for KEDA mode but charts/resnet-serving renders no ScaledObject with a "
+        "prometheus trigger"
     )
