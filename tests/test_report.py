@@ -132,3 +132,20 @@ def test_an_api_gap_is_shaded_on_the_picture(run_dir):
     start, width = shade.get_x(), shade.get_width()
     assert (start, start + width) == pytest.approx((rows[10]["t_seconds"], rows[14]["t_seconds"]))
     assert "API server unreachable" in nodes.get_legend_handles_labels()[1]
+
+
+def test_keda_modes_external_metric_is_drawn_beside_the_replicas(run_dir):
+    from tooling.report.timeline_plot import EXTERNAL_METRIC_LABEL
+
+    rows = read_timeline(run_dir / "timeline.csv")
+    plain = plot_timeline(rows, [], "cpu")
+    assert EXTERNAL_METRIC_LABEL not in [ax.get_ylabel() for ax in plain.axes]
+    for index, row in enumerate(rows):  # KEDA mode: the HPA's external value, some blank
+        row["hpa_external_value"] = None if index < 3 else index * 0.25
+    figure = plot_timeline(rows, [], "requests")
+    (signal,) = [ax for ax in figure.axes if ax.get_ylabel() == EXTERNAL_METRIC_LABEL]
+    (line,) = [line for line in signal.get_lines() if line.get_gid() == "hpa-external"]
+    assert list(line.get_ydata()[3:]) == [index * 0.25 for index in range(3, len(rows))]
+    replicas = next(ax for ax in figure.axes if ax.get_ylabel() == "replicas")
+    assert signal.get_shared_x_axes().joined(signal, replicas)
+    assert "HPA external metric (per replica)" in replicas.get_legend().get_texts()[-1].get_text()

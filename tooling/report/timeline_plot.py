@@ -2,7 +2,8 @@
 
 Panels share the time axis: users and requests/s; latency against the SLO line (p95 and p50
 where Locust measured them, with its failed requests); replicas
-desired vs ready with the time pods were Pending shaded; nodes. Scale events are vertical
+desired vs ready with the time pods were Pending shaded, and in KEDA mode the HPA's external
+metric per replica (the `hpa_external_value` column) beside them; nodes. Scale events are vertical
 lines: SuccessfulRescale (the HPA), TriggeredScaleUp and ScaleDown (the cluster autoscaler).
 """
 
@@ -27,6 +28,7 @@ EVENT_STYLES = {
     "TriggeredScaleUp": ("tab:green", "node added for a pending pod"),
     "ScaleDown": ("tab:red", "node removed"),
 }
+EXTERNAL_METRIC_LABEL = "HPA external metric / replica"
 
 
 def read_events(path: Path) -> list[dict[str, str]]:
@@ -141,7 +143,20 @@ def plot_timeline(
     replicas.step(t, column(rows, "replicas_desired"), where="post", label="desired")
     replicas.step(t, column(rows, "replicas_ready"), where="post", label="ready")
     replicas.set_ylabel("replicas")
-    replicas.legend(loc="upper left")
+    handles = replicas.get_legend_handles_labels()[0]
+    if any(row.get("hpa_external_value") is not None for row in rows):
+        signal = replicas.twinx()
+        signal.plot(
+            t,
+            column(rows, "hpa_external_value"),
+            label="HPA external metric (per replica)",
+            color="tab:cyan",
+            gid="hpa-external",
+        )
+        signal.set_ylabel(EXTERNAL_METRIC_LABEL)
+        signal.set_ylim(bottom=0)
+        handles += signal.get_legend_handles_labels()[0]
+    replicas.legend(handles=handles, loc="upper left")
 
     nodes.step(t, column(rows, "nodes_ready"), where="post", label="nodes ready", color="tab:gray")
     nodes.set_ylabel("nodes")
