@@ -248,9 +248,10 @@ def processes_of(cluster_name: str) -> dict[str, psutil.Process]:
 
 
 @pytest.fixture(scope="module")
-def keda_cluster(tmp_path_factory) -> Iterator[tuple[str, client.ApiClient, str, Gauge]]:
+def keda_cluster(tmp_path_factory) -> Iterator[tuple[str, client.ApiClient, str, Gauge, Path]]:
     """A rehearsal control plane with one kwok node, Prometheus scraping the test's gauge every
-    second, and KEDA; yields the cluster's name, an API client, Prometheus' URL, the gauge."""
+    second, and KEDA; yields the cluster's name, an API client, Prometheus' URL, the gauge and
+    the kubeconfig."""
     name = f"keda-{os.getpid()}"
     gauge = Gauge()
     try:
@@ -269,7 +270,7 @@ def keda_cluster(tmp_path_factory) -> Iterator[tuple[str, client.ApiClient, str,
                 },
             )
             keda.start_keda(name, kubeconfig)
-            yield name, api, url, gauge
+            yield name, api, url, gauge, kubeconfig
     finally:
         gauge.close()
 
@@ -280,7 +281,7 @@ def keda_cluster(tmp_path_factory) -> Iterator[tuple[str, client.ApiClient, str,
 def test_keda_scales_a_deployment_on_a_prometheus_query_through_the_external_metrics_api(
     keda_cluster,
 ):
-    _, api, url, gauge = keda_cluster
+    _, api, url, gauge, _ = keda_cluster
     gauge.value = TARGET  # one replica's worth
     wait_until(lambda: prometheus.instant_query(url, f"sum({METRIC})") == TARGET, 30, "scrape")
     client.AppsV1Api(api).create_namespaced_deployment(NAMESPACE, deployment())
@@ -329,6 +330,22 @@ def test_keda_scales_a_deployment_on_a_prometheus_query_through_the_external_met
         return quantity(hpa.status.current_metrics[0].external.current.average_value)
 
     wait_until(lambda: hpa_reads() == TARGET, 30, "the HPA reading 20 / 5 replicas = 4")
+
+
+@pytest.mark.slow
+@pytest.mark.rehearsal
+@needs_the_builds
+def test_a_second_start_returns_once_the_new_server_answers(keda_cluster):
+    """Re-run on the same cluster, KEDA's servers restart on new ports while the APIService
+    still says Available from the old one; start_keda waits for an answer from the new one."""
+    name, api, _, _, kubeconfig = keda_cluster
+    old_pid = components.running_pid(name, keda.ADAPTER)
+    keda.start_keda(name, kubeconfig)
+    assert components.running_pid(name, keda.ADAPTER) not in (None, old_pid)
+    answer = api.call_api(
+        keda.EXTERNAL_METRICS_PATH, "GET", auth_settings=["BearerToken"], _preload_content=False
+    )[0]  # at once: a 503 from the aggregator would raise
+    assert answer.status == 200 and b"APIResourceList" in answer.data
 
 
 @pytest.mark.slow

@@ -44,6 +44,7 @@ COMPONENTS = (OPERATOR, ADAPTER)
 NAMESPACE = "keda"  # its cluster objects' namespace (KEDA_CLUSTER_OBJECT_NAMESPACE), as installed
 SERVICE = "keda-metrics-apiserver"  # the ExternalName Service the APIService names
 API_SERVICE = "v1beta1.external.metrics.k8s.io"
+EXTERNAL_METRICS_PATH = "/apis/external.metrics.k8s.io/v1beta1"
 CRD_FOLDER = "keda-crds"  # beside .tools/bin
 START_TIMEOUT_SECONDS = 120.0
 
@@ -117,8 +118,8 @@ def start_processes(cluster_name: str, kubeconfig: Path, api: client.ApiClient) 
     wait_until(
         cluster_name,
         ADAPTER,
-        lambda: api_service_available(api),
-        f"the APIService {API_SERVICE} to be Available",
+        lambda: api_service_available(api) and external_metrics_answer(api),
+        f"the APIService {API_SERVICE} to be Available and answer",
     )
 
 
@@ -222,6 +223,21 @@ def api_service_available(api: client.ApiClient) -> bool:
     service = client.ApiregistrationV1Api(api).read_api_service(API_SERVICE)
     conditions = service.status.conditions if service.status else None
     return any(c.type == "Available" and c.status == "True" for c in conditions or [])
+
+
+def external_metrics_answer(api: client.ApiClient) -> bool:
+    """The external metrics API answers through the API server. Available alone can be a
+    stale status: on a second start the condition still holds from the stopped server's port
+    until the aggregator checks again; an answer now comes from the server just started."""
+    answer = api.call_api(
+        EXTERNAL_METRICS_PATH,
+        "GET",
+        auth_settings=["BearerToken"],
+        _return_http_data_only=True,
+        _preload_content=False,
+    )  # an error status raises ApiException: not yet
+    answer.release_conn()
+    return True
 
 
 def listening(port: int) -> bool:
