@@ -170,13 +170,18 @@ def held(rows: list[dict[str, float | None]], columns: tuple[str, ...]) -> list[
 HELD_COLUMNS = ("replicas_desired", "replicas_ready", "pods_pending", "nodes_ready")
 
 
+def scaled_on_an_external_metric(rows: list[dict[str, float | None]]) -> bool:
+    """KEDA mode: the HPA read an External metric (`hpa_external_value` has values), not CPU."""
+    return any(row.get("hpa_external_value") is not None for row in rows)
+
+
 def summarize(
     rows: list[dict[str, float | None]], slo_ms: float = DEFAULT_SLO_MS
 ) -> TimelineSummary:
     if not rows:
         raise UserError("the timeline has no rows")
     unreachable = [row["replicas_ready"] is None for row in rows]
-    external = any(row.get("hpa_external_value") is not None for row in rows)
+    external = scaled_on_an_external_metric(rows)
     metric = "hpa_external_value" if external else "hpa_cpu_percent"
     blind = [
         (row["users"] or 0) > 0 and row["replicas_ready"] is not None and row.get(metric) is None

@@ -22,6 +22,8 @@ from matplotlib import pyplot
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from tooling.report.summary import scaled_on_an_external_metric
+
 Rows = list[dict[str, float | None]]
 EVENT_STYLES = {
     "SuccessfulRescale": ("tab:purple", "HPA rescale"),
@@ -144,7 +146,7 @@ def plot_timeline(
     replicas.step(t, column(rows, "replicas_ready"), where="post", label="ready")
     replicas.set_ylabel("replicas")
     handles = replicas.get_legend_handles_labels()[0]
-    if any(row.get("hpa_external_value") is not None for row in rows):
+    if scaled_on_an_external_metric(rows):
         signal = replicas.twinx()
         signal.plot(
             t,
