@@ -214,11 +214,21 @@ def test_keda_scales_out_on_the_request_metric_and_back_in(tmp_path):
         profile=profile("fast"),
         pool=NodePool(max_nodes=5),  # every replica and the placeholder a node of their own
     )
-    # 8 → 40 users over 50 s: one replica serves about 25 req/s, so requests queue from about
-    # 24 users on and the concurrency climbs past any target per replica (the spike's reached
-    # 15 on one replica against requests-values' 8)
-    step = {"STEP_USERS": "8", "STEP_SECONDS": "10", "STEPS": "5"}
-    run = RunSpec(run_dir, LoadSpec("step", variables=step), (REQUESTS_VALUES,), down=True)
+    # 8 users, then 40 for 60 s: one replica (3 cores at calibration.json's CPU-seconds per
+    # request) serves about 19 req/s, so at 40 users about 24 requests are inside it, three
+    # times requests-values' target of 8. The 60 s at 40 users leave room for the chain of
+    # lags (a 5 s scrape, the 30 s rate window, KEDA's poll, the HPA's sync): a step load
+    # that reached 40 users only in its last 10 s scaled out as the load ended, too late for
+    # the new replica to be Ready on a busy CI machine.
+    spike = {
+        "SPIKE_BASE_USERS": "8",
+        "SPIKE_USERS": "40",
+        "SPIKE_START": "10",
+        "SPIKE_SECONDS": "60",
+        "SPIKE_TOTAL_SECONDS": "80",
+        "SPIKE_SPAWN_RATE": "10",
+    }
+    run = RunSpec(run_dir, LoadSpec("spike", variables=spike), (REQUESTS_VALUES,), down=True)
     seen: list[tuple[float, client.V2HorizontalPodAutoscaler]] = []
     stop = threading.Event()
     with rehearsal_target(cluster, run, say=print) as target:
