@@ -14,11 +14,32 @@ export CGO_ENABLED=0
 
 # build NAME VERSION COMMAND...: runs COMMAND with $out set to an empty folder, once per version;
 # its output (go's downloads and errors) goes to $cache/NAME-VERSION.log, whose end is shown if
-# it fails. Safe to run side by side with other builds (`build … &`, then `wait_all`).
+# it fails. Safe to run side by side with other builds (`build … &`, then `wait_all`), and with
+# another setup building the same version: the second waits for the first (a lock per version)
+# and then links what it built, where both used to empty each other's $dir.partial.
 build() {
   local name="$1" version="$2"
   shift 2
-  local dir="$cache/$name-$version"
+  local dir="$cache/$name-$version" lock
+  if [[ ! -x "$dir/$name" ]]; then
+    exec {lock}>"$dir.lock"
+    if ! flock --nonblock "$lock"; then
+      echo "==> waiting for another setup's build of $name $version"
+      flock "$lock"
+    fi
+    build_unlocked "$name" "$version" "$dir" "$@"
+    local status=$?
+    exec {lock}>&-
+    [[ $status -eq 0 ]] || return "$status"
+  fi
+  ln -sfn "$dir/$name" "$bin/$name"
+}
+
+# build_unlocked NAME VERSION DIR COMMAND...: build's work, under its lock; nothing to do when
+# the setup that held the lock before built it.
+build_unlocked() {
+  local name="$1" version="$2" dir="$3"
+  shift 3
   if [[ ! -x "$dir/$name" ]]; then
     local started=$SECONDS log="$dir.log"
     echo "==> building $name $version (output: $log)"
@@ -33,7 +54,6 @@ build() {
     rm -rf "$dir" && mv "$dir.partial" "$dir"
     echo "    built $name $version in $((SECONDS - started)) s"
   fi
-  ln -sfn "$dir/$name" "$bin/$name"
 }
 
 # wait_all PID...: waits for every background build; fails if any did (each says why itself).

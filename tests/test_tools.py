@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import helm_cli as helm
 import pytest
@@ -135,17 +136,25 @@ def test_helm_docs_is_the_pinned_version():
     ]
 
 
-def build_lib(tmp_path, script: str) -> subprocess.CompletedProcess:
-    """`script` run after sourcing hack/build-lib.sh, with its own cache and tools folders."""
-    env = {
+def build_lib_env(tmp_path) -> dict[str, str]:
+    """The environment that gives hack/build-lib.sh its own cache and tools folders."""
+    return {
         **os.environ,
         "RESNET_SERVING_CACHE": str(tmp_path / "cache"),
         "RESNET_SERVING_TOOLS": str(tmp_path / "bin"),
     }
-    lib = paths.REPO_ROOT / "hack" / "build-lib.sh"
+
+
+def build_lib_command(script: str) -> str:
+    """`script` after sourcing hack/build-lib.sh, as the install scripts do (errexit on)."""
+    return f"set -euo pipefail\nsource {paths.REPO_ROOT / 'hack' / 'build-lib.sh'}\n{script}"
+
+
+def build_lib(tmp_path, script: str) -> subprocess.CompletedProcess:
+    """`script` run after sourcing hack/build-lib.sh, with its own cache and tools folders."""
     return subprocess.run(
-        ["bash", "-c", f"set -euo pipefail\nsource {lib}\n{script}"],
-        env=env,
+        ["bash", "-c", build_lib_command(script)],
+        env=build_lib_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=60,
@@ -181,3 +190,25 @@ def test_tools_build_side_by_side_once_and_a_failure_says_why(tmp_path):
     assert "the compiler said no" in broken.stderr
     assert not (tmp_path / "bin" / "three").exists()
     assert not list((tmp_path / "cache" / "tools").glob("three-v1*/"))
+
+
+def test_two_setups_at_once_build_a_version_once_and_both_link_it(tmp_path):
+    # the first setup holds the version's lock while its build sleeps; the second, started
+    # meanwhile, waits and links the first's binary (without the lock it emptied the first's
+    # $dir.partial and both builds failed)
+    slow = TOOLS + 'slow_tool() { sleep 2; echo "$$" > "$out/built-by"; make_tool "$1"; }\n'
+    script = slow + "build one v1 slow_tool one"
+    first = subprocess.Popen(
+        ["bash", "-c", build_lib_command(script)],
+        env=build_lib_env(tmp_path),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.5)
+    second = build_lib(tmp_path, script)
+    first_out, _ = first.communicate(timeout=60)
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
+    assert "built one v1" in first_out
+    assert "waiting for another setup's build of one v1" in second.stdout
+    assert "built" not in second.stdout
+    assert output_of(str(tmp_path / "bin" / "one")).strip() == "one"
