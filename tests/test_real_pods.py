@@ -194,6 +194,18 @@ def fetch_log(core: client.CoreV1Api, namespace: str, pod: str) -> str:
     return log
 
 
+def failed_run_log(core: client.CoreV1Api, namespace: str, pod: str, timeout: float = 30) -> str:
+    """The init container's log once it holds a whole failed run (the script's ERROR line), or
+    the last log read after `timeout`. One read can miss it: between the pod's status and the
+    log read the kubelet may restart the container, whose new run has only begun."""
+    deadline = time.monotonic() + timeout
+    while True:
+        log = fetch_log(core, namespace, pod)
+        if "fetch-model: ERROR:" in log or time.monotonic() > deadline:
+            return log
+        time.sleep(0.5)
+
+
 def test_a_wrong_model_uri_fails_the_pod_saying_what_to_do(node_cluster):
     started = time.monotonic()
     with node_namespace(node_cluster, "real-pods-bad-uri", *BAD_SOURCES) as (
@@ -216,7 +228,7 @@ def test_a_wrong_model_uri_fails_the_pod_saying_what_to_do(node_cluster):
             pod = one_server_pod(core, namespace, release)
             name = pod.metadata.name
             message = fetch_failure(pod).message or ""
-            log = fetch_log(core, namespace, name)
+            log = failed_run_log(core, namespace, name)
             described = kubectl(kubeconfig, "-n", namespace, "describe", "pod", name)
             print(f"{release}: status message: {message!r}\n  log: {log.strip()!r}")
             (server,) = pod.status.container_statuses
