@@ -143,8 +143,22 @@ def test_two_clusters_at_once_each_write_their_kubeconfig_and_serve_metrics(tmp_
     assert_gone(processes, set().union(*ports))
 
 
+@pytest.fixture(autouse=True)
+def sigint_as_at_a_terminal():
+    """Ctrl-C reaches the commands these tests start as it does at a terminal. A runner started
+    in the background (`make test &`, nohup) ignores SIGINT, its children inherit that, and
+    Python then installs no KeyboardInterrupt: the interrupted command would run on."""
+    before = signal.getsignal(signal.SIGINT)
+    if before == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # children exec with SIG_DFL
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def interrupt_when(command: list[str], name: str, ready, timeout: float = 300):
-    """Starts `command`, sends SIGINT once `ready(output so far)` holds; returns what ran."""
+    """Starts `command`, sends SIGINT once `ready(output so far)` holds; returns what ran.
+    When that fails, the command is killed and its cluster deleted, so that the next test
+    does not find the name in use."""
     process = subprocess.Popen(
         command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
     )
@@ -154,18 +168,24 @@ def interrupt_when(command: list[str], name: str, ready, timeout: float = 300):
     seen: dict[str, psutil.Process] = {}
     ports: set[int] = set()
     deadline = time.monotonic() + timeout
-    while not ready(lines):
-        assert process.poll() is None, f"ended before the stage: {''.join(lines)[-1500:]}"
-        assert time.monotonic() < deadline, f"stage not reached: {''.join(lines)[-1500:]}"
+    try:
+        while not ready(lines):
+            assert process.poll() is None, f"ended before the stage: {''.join(lines)[-1500:]}"
+            assert time.monotonic() < deadline, f"stage not reached: {''.join(lines)[-1500:]}"
+            running = cluster_processes(name)
+            seen.update(running)
+            ports |= listening_ports(running)
+            time.sleep(0.2)
         running = cluster_processes(name)
         seen.update(running)
         ports |= listening_ports(running)
-        time.sleep(0.2)
-    running = cluster_processes(name)
-    seen.update(running)
-    ports |= listening_ports(running)
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=120) == 130
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 130
+    except BaseException:
+        process.kill()
+        process.wait()
+        subprocess.run([*CLI, "cluster", "delete", "--name", name], capture_output=True)
+        raise
     reader.join(timeout=5)
     return seen, ports, "".join(lines)
 
