@@ -337,6 +337,10 @@ def test_a_real_node_joins_and_runs_a_pause_pod_then_leaves_nothing(tmp_path):
                 ],
             },
         }
+        deadline = time.monotonic() + 60  # the controller-manager makes the ServiceAccount
+        while not core.list_namespaced_service_account("default").items:
+            assert time.monotonic() < deadline, "no default ServiceAccount after 60 s"
+            time.sleep(0.5)
         core.create_namespaced_pod("default", pod)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
