@@ -176,6 +176,18 @@ def pytest_terminal_summary(terminalreporter) -> None:
             terminalreporter.write_line(f"{seconds:6.1f} s  {nodeid}  (mark it slow?)")
 
 
+def wait_for_default_service_account(core: object, namespace: str) -> None:
+    """Until the controller-manager has made `namespace`'s default ServiceAccount, which pods
+    need (one created before it is refused: 403, serviceaccount "default" not found)."""
+    from tooling.runs.story import wait_for
+
+    wait_for(
+        lambda: bool(core.list_namespaced_service_account(namespace).items),
+        60,
+        f"the default ServiceAccount of {namespace}",
+    )
+
+
 @contextlib.contextmanager
 def bare_rehearsal_cluster(
     name: str, folder: Path, namespace: str
@@ -188,7 +200,7 @@ def bare_rehearsal_cluster(
     from tooling.kube import api_client
     from tooling.rehearsal.cluster import create_cluster, delete_cluster
     from tooling.rehearsal.profiles import profile
-    from tooling.runs.story import ensure_app_namespace, wait_for
+    from tooling.runs.story import ensure_app_namespace
 
     try:
         cluster = create_cluster(name, folder / "kubeconfig", profile("fast"), print)
@@ -196,11 +208,7 @@ def bare_rehearsal_cluster(
         core = client.CoreV1Api(api)
         if namespace != "default":
             ensure_app_namespace(core, namespace)
-        wait_for(  # made by a controller; pods need it
-            lambda: bool(core.list_namespaced_service_account(namespace).items),
-            60,
-            f"the default ServiceAccount of {namespace}",
-        )
+        wait_for_default_service_account(core, namespace)
         yield cluster.kubeconfig, api
     finally:
         delete_cluster(name)
@@ -294,11 +302,7 @@ def namespace_in(api: object, name: str, restricted: bool = True) -> Iterator[st
     else:
         core.create_namespace({"metadata": {"name": name}})
     try:
-        wait_for(
-            lambda: bool(core.list_namespaced_service_account(name).items),
-            60,
-            f"the default ServiceAccount of {name}",
-        )
+        wait_for_default_service_account(core, name)
         yield name
     finally:
         core.delete_namespace(name)

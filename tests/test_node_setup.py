@@ -300,6 +300,7 @@ def _kwok_control_plane_without_kwok(name: str, folder: Path):
 @pytest.mark.slow
 @runtime
 def test_a_real_node_joins_and_runs_a_pause_pod_then_leaves_nothing(tmp_path):
+    from conftest import wait_for_default_service_account
     from kubernetes import client
 
     from tooling.kube import api_client
@@ -337,10 +338,7 @@ def test_a_real_node_joins_and_runs_a_pause_pod_then_leaves_nothing(tmp_path):
                 ],
             },
         }
-        deadline = time.monotonic() + 60  # the controller-manager makes the ServiceAccount
-        while not core.list_namespaced_service_account("default").items:
-            assert time.monotonic() < deadline, "no default ServiceAccount after 60 s"
-            time.sleep(0.5)
+        wait_for_default_service_account(core, "default")
         core.create_namespaced_pod("default", pod)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
