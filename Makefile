@@ -52,6 +52,7 @@ bench: setup  ## P1-P6 (bench/README.md); ratios measured in one run, not tests
 	.venv/bin/python bench/fleet_fidelity.py
 	.venv/bin/python bench/replica_startup.py
 	.venv/bin/python bench/concurrency_at_slo.py
+	.venv/bin/python bench/serving_soak.py
 
 clean:  ## remove this clone's environment (the per-user cache stays)
 	rm -rf .venv .tools

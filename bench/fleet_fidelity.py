@@ -1,5 +1,5 @@
 """P4: the rehearsal's replica fleet against the real thing and against the load model, measured
-in one run (not a test: it prints; tests/test_fleet_fidelity.py asserts the same bounds).
+in one run (not a test: it prints).
 
 1. One simulated replica (this machine's cores, the model's cost measured now) and one real
    `serve-local` of the exported model, the project's Locust REST user at 1, 4 and 8 users:

@@ -4,8 +4,8 @@ ct installs a chart once per `ci/*-values.yaml` file. The node runs only some of
 ci files, each with the node's images, model store and sizes, so ct installs a copy of each
 chart (symlinks resolved) whose ci/ holds the cases of cases.yaml: the chart's
 ci/node-values.yaml with named keys of one ci file laid over it. The tree is a git repository
-whose target branch (origin/main) holds no chart, so `ct install --upgrade` tests each case's
-in-place upgrade (install, helm test, upgrade, helm test) and then installs it once more.
+whose target branch (origin/main) holds no chart; ct installs, `helm test`s and uninstalls
+each case once (ct-install.yaml leaves --upgrade off).
 
     python ct-install/install_cases.py DIR
     cd DIR && KUBECONFIG=... PATH=$REPO/.tools/bin:$PATH ct install --config ct-install.yaml

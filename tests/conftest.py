@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -239,6 +240,28 @@ def shared_cluster(tmp_path_factory) -> Iterator[tuple[Path, object]]:
     stack.close()
 
 
+def host_network() -> tuple[str, ...]:
+    """What the node's parts change on the host and must put back: its links, iptables rules,
+    routes, network namespaces, the cgroups of the node's parent, and the kernel settings
+    kube-proxy reads."""
+    from tooling.node import kube_proxy
+
+    def output(*command: str) -> str:
+        return subprocess.run(command, capture_output=True, text=True).stdout
+
+    links = output("ip", "-o", "link")
+    rules = output("iptables-save")
+    cgroups = sorted(str(p) for p in Path("/sys/fs/cgroup").glob("*/resnet-serving-node"))
+    return (
+        "\n".join(line.split(":", 2)[1] for line in links.splitlines()),
+        "\n".join(line for line in rules.splitlines() if not line.startswith("#")),
+        output("ip", "route"),
+        output("ip", "netns", "list"),
+        "\n".join(cgroups),
+        repr(kube_proxy.read_settings()),
+    )
+
+
 def node_cluster_skip_reason() -> str | None:
     """Why the node cluster cannot start here, or None."""
     from tooling.node.node_cluster import missing_node_parts
@@ -255,7 +278,8 @@ def node_cluster_skip_reason() -> str | None:
 def node_cluster(tmp_path_factory) -> Iterator[object]:
     """One cluster whose pods run as containers (`cluster create --provider node`): the real
     control plane, one real node, the local images, the model store. Deleted after the last
-    test using it, which checks that nothing was left behind. Yields its NodeClusterSpec."""
+    test using it, which checks that nothing was left behind: no process, mount or folder of
+    its own, and the host's network as it was. Yields its NodeClusterSpec."""
     reason = node_cluster_skip_reason()
     if reason:
         pytest.skip(reason)
@@ -267,6 +291,14 @@ def node_cluster(tmp_path_factory) -> Iterator[object]:
     )
     provider = NodeProvider()
     stack = _SHARED_STACKS["node_cluster"]
+    before = host_network()
+
+    def host_network_as_before() -> None:
+        after = host_network()
+        changed = [f"{b!r} -> {a!r}" for b, a in zip(before, after, strict=True) if a != b]
+        assert not changed, f"the node cluster left the host changed: {changed}"
+
+    stack.callback(host_network_as_before)  # after the delete (an ExitStack runs in reverse)
     stack.callback(provider.delete, spec, print)  # raises if anything was left behind
     provider.create(spec, print)
     yield spec

@@ -5,11 +5,20 @@ full and a node is added for it; (c) at the node cap a replica stays Pending; (d
 return to minReplicas after load stops; (e) nodes scale back down; (f) only the real Cluster
 Autoscaler passes: the replica left Pending at the cap gets its NotTriggerScaleUp event.
 
+On the rehearsal the same run also takes two faults, injected into its real processes once
+the replica is Pending at the node cap (or a minute into the load), where they mask nothing
+asserted above: the kube-apiserver frozen (SIGSTOP) for 20 s, then metrics-server stopped
+(SIGTERM: it exits) for 30 s and started again by kwokctl, as a crashed metrics-server pod is
+restarted. The run must go on and end, the timeline must keep the API gap (blank cluster
+cells, an APIUnreachable event), the HPA must report its missing metrics and the summary say
+both, and scaling must resume once each comes back. Nothing may hang: every API call has a
+timeout.
+
 The cluster is a fixture with two kinds:
 - `rehearsal` (default): real kube-apiserver, controller-manager (the real HPA controller),
-  scheduler and metrics-server; kwok nodes and pods; the load model for CPU; the fast profile;
-  the real Cluster Autoscaler where `make setup-rehearsal` built it, else the stand-in (the
-  report says which).
+  scheduler and metrics-server; kwok nodes and pods; the replica fleet and real Locust; the
+  fast profile; the real Cluster Autoscaler where `make setup-rehearsal` built it, else the
+  stand-in (the report says which).
 - `existing`: a cluster with real pods. By default the node cluster on this machine (the
   `node_cluster` fixture: real model-server pods of the TF Serving stand-in, real Locust pods,
   Services through kube-proxy, the HPA on the CPU the pods really burn; a short step shape, 2
@@ -17,7 +26,8 @@ The cluster is a fixture with two kinds:
   kind or GKE (RESNET_SERVING_E2E_PROVIDER, default kind) with real TF Serving pods loading the
   model from RESNET_SERVING_E2E_MODEL_URI and real Locust load (the lab's step shape unless
   RESNET_SERVING_E2E_STEP_SECONDS / _STEPS / _STEP_USERS say otherwise). The node cluster and
-  kind have no node autoscaler, so the node tests skip there, saying so.
+  kind have no node autoscaler, so the node tests skip there, saying so, and no fault is
+  injected there.
 The live cluster is also looked at through pytest-helm-charts' `kube_cluster`.
 """
 
@@ -26,6 +36,9 @@ from __future__ import annotations
 import csv
 import itertools
 import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -33,11 +46,12 @@ from kubernetes import client
 from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
 
 from tooling import releases
-from tooling.kube import api_client
-from tooling.names import APP_NAMESPACE, LOAD_RELEASE, RELEASE, SERVER_NAME
+from tooling.kube import api_client, list_items, pod_ready
+from tooling.names import APP_NAMESPACE, LOAD_RELEASE, RELEASE, SELECTOR, SERVER_NAME
+from tooling.pod_usage import USAGE_CPU_ANNOTATION
 from tooling.providers.node import node_story_target
-from tooling.rehearsal import cluster_autoscaler
-from tooling.rehearsal.cluster import missing_binaries
+from tooling.rehearsal import cluster_autoscaler, components
+from tooling.rehearsal.cluster import kwokctl, missing_binaries
 from tooling.rehearsal.node_autoscalers import NOT_BUILT
 from tooling.rehearsal.profiles import profile
 from tooling.rehearsal.rehearse import RehearsalClusterSpec, rehearsal_target
@@ -51,6 +65,23 @@ E2E_KUBECONFIG = "RESNET_SERVING_E2E_KUBECONFIG"
 E2E_PROVIDER = "RESNET_SERVING_E2E_PROVIDER"
 E2E_MODEL_URI = "RESNET_SERVING_E2E_MODEL_URI"
 pytestmark = [pytest.mark.e2e, pytest.mark.rehearsal]
+# 5 users, then 55 from 10 s to 160 s: past the node cap, and long enough for both faults and
+# the 20 s of load after them in which scaling must resume
+REHEARSAL_LOAD = LoadSpec(
+    "spike",
+    variables={
+        "SPIKE_BASE_USERS": "5",
+        "SPIKE_USERS": "55",
+        "SPIKE_START": "10",
+        "SPIKE_SECONDS": "150",
+        "SPIKE_TOTAL_SECONDS": "160",
+        "SPIKE_SPAWN_RATE": "10",
+    },
+)
+NODE_CAP = 3  # the rehearsal's node pool max
+API_FREEZE_SECONDS = 20.0
+METRICS_OUTAGE_SECONDS = 30.0
+FAULTS_AT_THE_LATEST = 60.0  # seconds into the load, if the cap has not been reached by then
 
 
 @pytest.fixture(
@@ -68,10 +99,9 @@ def story_target(request, tmp_path_factory):
         cluster = RehearsalClusterSpec(
             run_dir / "kubeconfig", name=f"resnet-e2e-{os.getpid()}", profile=profile("fast")
         )
-        step = {"STEP_USERS": "5", "STEP_SECONDS": "10", "STEPS": "11"}  # 5 → 55 users, 110 s
-        run = RunSpec(run_dir, LoadSpec("step", variables=step), down=True)
+        run = RunSpec(run_dir, REHEARSAL_LOAD, down=True)
         with rehearsal_target(cluster, run, say=print) as target:
-            yield target, run_dir
+            yield target, run_dir, cluster.name
         return
     environment = {
         key: os.environ[f"RESNET_SERVING_E2E_{key}"]
@@ -86,7 +116,7 @@ def story_target(request, tmp_path_factory):
             os.environ.get(E2E_MODEL_URI, ""),
             LocustSettings(shape="step", environment=environment),
         )
-        yield target, run_dir
+        yield target, run_dir, None
         return
     # Else the node cluster on this machine: real model-server and Locust pods, real CPU.
     node = request.getfixturevalue("node_cluster")
@@ -94,7 +124,7 @@ def story_target(request, tmp_path_factory):
     run = RunSpec(run_dir, LoadSpec("step", variables=step))
     settings = run.load.locust_settings(15.0)
     try:
-        yield node_story_target(node.kubeconfig, run, settings, print), run_dir
+        yield node_story_target(node.kubeconfig, run, settings, print), run_dir, None
     finally:  # the node cluster is shared: its CPU goes back to the tests after these
         core = client.CoreV1Api(api_client(node.kubeconfig))
         for release in (LOAD_RELEASE, RELEASE):
@@ -114,11 +144,156 @@ def kube_config(story_target) -> str:
 
 @pytest.fixture(scope="module")
 def story(story_target):
-    target, run_dir = story_target
+    """The run, its timeline and events, and on the rehearsal the faults' windows and, if it
+    did not scale back in, what the autoscalers saw at the end."""
+    target, run_dir, rehearsal_name = story_target
+    windows: dict[str, tuple[float, float]] = {}
+    injector = None
+    if rehearsal_name is not None:
+        injector = threading.Thread(
+            target=inject_faults, args=(rehearsal_name, run_dir, windows), daemon=True
+        )
+        injector.start()
     result = run_story(target, StorySpec(run_dir), say=print)
+    if injector is not None:
+        injector.join(timeout=5)
+    why = "" if result.scaled_in else diagnosed(target.kubeconfig)
     with open(result.events, newline="") as handle:
         events = list(csv.DictReader(handle))
-    return target, result, read_timeline(result.timeline), events
+    return target, result, read_timeline(result.timeline), events, windows, why
+
+
+@pytest.fixture
+def faults(story):
+    target, result, rows, events, windows, _ = story
+    if target.provider != "rehearsal":
+        pytest.skip(
+            f"faults are injected into the rehearsal's own processes, not {target.provider}'s"
+        )
+    assert set(windows) == {"kube-apiserver", "metrics-server"}, f"faults injected: {windows}"
+    return result, rows, events, windows
+
+
+def frozen(cluster: str, component: str, seconds: float) -> None:
+    """SIGSTOP the component's process, then SIGCONT it `seconds` later."""
+    pid = components.running_pid(cluster, component)
+    assert pid is not None, f"{component} is not running"
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def stopped(cluster: str, component: str, seconds: float) -> None:
+    """Stops one of kwokctl's components (its pid file goes, so the rehearsal's supervisor
+    leaves it down), then has kwokctl start it again `seconds` later."""
+    assert components.running_pid(cluster, component) is not None, f"{component} is not running"
+    components.stop(cluster, component)
+    try:
+        time.sleep(seconds)
+    finally:
+        kwokctl("start", "cluster", f"--name={cluster}")
+
+
+def at_the_cap(row: dict) -> bool:
+    """A replica the HPA wants is Pending while the pool is at its cap: test (c)'s moment."""
+    return (
+        row["nodes_ready"] == NODE_CAP
+        and (row["replicas_desired"] or 0) > (row["replicas_ready"] or 0)
+        and bool(row["pods_pending"])
+    )
+
+
+def recorded_rows(timeline: Path) -> list[dict]:
+    """The timeline's rows so far (none while it is missing or its last line half-written)."""
+    try:
+        return read_timeline(timeline)
+    except (OSError, ValueError, TypeError):
+        return []
+
+
+def inject_faults(cluster: str, run_dir: Path, windows: dict[str, tuple[float, float]]) -> None:
+    """Once the load runs and a replica is Pending at the cap (at the latest
+    FAULTS_AT_THE_LATEST into the load), freezes the API server, then stops metrics-server;
+    records each window on the timeline's clock."""
+    timeline = run_dir / "timeline.csv"
+    while not (loaded := [r for r in recorded_rows(timeline) if (r["users"] or 0) > 0]):
+        time.sleep(0.5)
+    load_began, seen_at = loaded[0]["t_seconds"], time.monotonic()
+
+    def timeline_now() -> float:
+        return load_began + time.monotonic() - seen_at
+
+    while timeline_now() < load_began + FAULTS_AT_THE_LATEST and not any(
+        at_the_cap(row) for row in recorded_rows(timeline)
+    ):
+        time.sleep(0.5)
+    for component, seconds, fault in (
+        ("kube-apiserver", API_FREEZE_SECONDS, frozen),
+        ("metrics-server", METRICS_OUTAGE_SECONDS, stopped),
+    ):
+        start = timeline_now()
+        fault(cluster, component, seconds)
+        windows[component] = (start, timeline_now())
+
+
+def why_not_scaled_in(kubeconfig: Path) -> str:
+    """What the autoscalers saw at the end, for a run that stayed scaled out: each replica's pod
+    (Ready, node, the CPU written for kwok) with its metrics in metrics.k8s.io (a pod without
+    them counts at 100 % of its request on a scale-down), the HPA's replicas, metric and
+    conditions, and the nodes."""
+    api = api_client(kubeconfig)
+    lines = []
+    try:
+        listed = client.CustomObjectsApi(api).list_namespaced_custom_object(
+            "metrics.k8s.io", "v1beta1", APP_NAMESPACE, "pods", label_selector=SELECTOR
+        )
+        served = {m["metadata"]["name"]: m["containers"] for m in listed["items"]}
+    except client.ApiException as error:
+        served = {}
+        lines.append(f"metrics.k8s.io: {error.status} {error.reason}")
+    core = client.CoreV1Api(api)
+    for pod in list_items(core.list_namespaced_pod, APP_NAMESPACE, label_selector=SELECTOR):
+        meta = pod["metadata"]
+        usage = (meta.get("annotations") or {}).get(USAGE_CPU_ANNOTATION)
+        cpu = [c["usage"]["cpu"] for c in served[meta["name"]]] if meta["name"] in served else None
+        lines.append(
+            f"pod {meta['name']}: ready {pod_ready(pod)}, node {pod['spec'].get('nodeName')}, "
+            f"{USAGE_CPU_ANNOTATION} {usage}, metrics.k8s.io cpu {cpu or 'NONE'}"
+            + (", being deleted" if meta.get("deletionTimestamp") else "")
+        )
+    status = (
+        client.AutoscalingV2Api(api)
+        .read_namespaced_horizontal_pod_autoscaler(SERVER_NAME, APP_NAMESPACE)
+        .status
+    )
+    utilization = [
+        m.resource.current.average_utilization for m in status.current_metrics or [] if m.resource
+    ]
+    lines.append(
+        f"HPA: {status.current_replicas} → {status.desired_replicas} replicas, "
+        f"CPU {utilization} % of requests"
+    )
+    lines += [f"HPA {c.type} {c.status} {c.reason}: {c.message}" for c in status.conditions or []]
+    nodes = [
+        (
+            n["metadata"]["name"],
+            [c["status"] for c in n["status"].get("conditions") or [] if c["type"] == "Ready"],
+        )
+        for n in list_items(core.list_node)
+    ]
+    lines.append("nodes (Ready): " + ", ".join(f"{name} {ready}" for name, ready in nodes))
+    return "\n".join(lines)
+
+
+def diagnosed(kubeconfig: Path) -> str:
+    """why_not_scaled_in, or why it could not be read (the run's own failure stays the one
+    reported)."""
+    try:
+        return why_not_scaled_in(kubeconfig)
+    except Exception as error:  # a diagnosis must not hide the failure
+        return f"(could not read the cluster's state: {error!r})"
 
 
 @pytest.fixture
@@ -134,7 +309,7 @@ def first_time(rows, predicate):
 
 
 def test_a_hpa_raises_replicas_after_load_rises(story):
-    _, _, rows, events = story
+    _, _, rows, events, _, _ = story
     load_start = first_time(rows, lambda r: r["users"] > 0)
     scaled = first_time(rows, lambda r: r["replicas_desired"] > 1)
     assert load_start is not None and scaled is not None and scaled > load_start
@@ -142,7 +317,7 @@ def test_a_hpa_raises_replicas_after_load_rises(story):
 
 
 def test_b_pending_replica_gets_a_new_node(node_story):
-    _, _, rows, events = node_story
+    _, _, rows, events, _, _ = node_story
     pending = first_time(rows, lambda r: r["pods_pending"] > 0)
     more_nodes = first_time(rows, lambda r: r["nodes_ready"] > rows[0]["nodes_ready"])
     assert pending is not None and more_nodes is not None and more_nodes > pending
@@ -150,7 +325,7 @@ def test_b_pending_replica_gets_a_new_node(node_story):
 
 
 def test_c_at_the_node_cap_a_replica_stays_pending(node_story):
-    _, _, rows, _ = node_story
+    _, _, rows, _, _, _ = node_story
     cap = max(r["nodes_ready"] for r in rows)
     assert any(
         r["nodes_ready"] == cap
@@ -162,9 +337,9 @@ def test_c_at_the_node_cap_a_replica_stays_pending(node_story):
 
 
 def test_d_replicas_return_to_min_after_load_stops(story, kube_cluster):
-    _, result, rows, _ = story
+    _, result, rows, _, _, why = story
     load_end = max(r["t_seconds"] for r in rows if r["users"] > 0)
-    assert result.scaled_in
+    assert result.scaled_in, f"not scaled back in; at the end:\n{why}"
     assert rows[-1]["replicas_ready"] == 1 and rows[-1]["t_seconds"] > load_end
     # and the live cluster agrees: the Deployment runs, at minReplicas
     (deployment,) = wait_for_deployments_to_run(
@@ -174,13 +349,13 @@ def test_d_replicas_return_to_min_after_load_stops(story, kube_cluster):
 
 
 def test_e_nodes_scale_back_down(node_story):
-    _, _, rows, events = node_story
+    _, _, rows, events, _, _ = node_story
     assert rows[-1]["nodes_ready"] == rows[0]["nodes_ready"]
     assert any(e["reason"] == "ScaleDown" for e in events)
 
 
 def test_f_at_the_cap_the_real_autoscaler_says_the_group_is_full(node_story):
-    target, _, _, events = node_story
+    target, _, _, events, _, _ = node_story
     if target.provider == "rehearsal" and cluster_autoscaler.binary() is None:
         pytest.skip(f"the stand-in ran; this needs the real autoscaler: {NOT_BUILT}")
     refused = [e for e in events if e["reason"] == "NotTriggerScaleUp" and e["kind"] == "Pod"]
@@ -191,7 +366,7 @@ def test_f_at_the_cap_the_real_autoscaler_says_the_group_is_full(node_story):
 def test_g_clients_latency_and_failures_come_from_locust(story):
     """The rehearsal's load is real Locust on the replica fleet (kind and GKE: the Locust
     chart): its p50, p95 and failures are in the timeline while users are on."""
-    _, result, rows, _ = story
+    _, result, rows, _, _, _ = story
     loaded = [r for r in rows if (r["users"] or 0) > 0]
     measured = [r for r in loaded if r["p50_ms"] is not None and r["p95_ms"] is not None]
     assert len(measured) >= len(loaded) // 2
@@ -201,7 +376,7 @@ def test_g_clients_latency_and_failures_come_from_locust(story):
 
 
 def test_the_report_names_the_node_autoscaler(story):
-    target, result, _, _ = story
+    target, result, _, _, _, _ = story
     lines = (result.timeline.parent / "summary.txt").read_text().splitlines()
     named = [line for line in lines if line.startswith("node autoscaler ")]
     assert named and named[0].endswith(f" {target.node_autoscaler or 'none'}")
@@ -214,7 +389,7 @@ def test_the_report_names_the_node_autoscaler(story):
 def test_watch_appends_live_samples_of_the_cluster(story, tmp_path, capsys):
     from tooling import cli
 
-    target, _, rows, _ = story
+    target, _, rows, _, _, _ = story
     flags = ["--kubeconfig", str(target.kubeconfig), "--run-dir", str(tmp_path), "--interval", "1"]
     assert cli.run(["watch", *flags, "--samples", "2"]) == 0
     assert cli.run(["watch", *flags, "--samples", "2"]) == 0  # appends, the clock goes on
@@ -225,3 +400,32 @@ def test_watch_appends_live_samples_of_the_cluster(story, tmp_path, capsys):
     assert {row["nodes_ready"] for row in watched} == {rows[0]["nodes_ready"]}
     printed = capsys.readouterr().out.splitlines()
     assert len(printed) == 4 and "replicas 1/1" in printed[-1]
+
+
+def test_the_run_outlives_a_frozen_api_server_and_keeps_the_gap(faults):
+    result, rows, events, windows = faults
+    start, end = windows["kube-apiserver"]
+    # the run went on to its end (back down: test d)
+    gap = [row for row in rows if row["replicas_ready"] is None]
+    assert gap and all(start - 1 <= row["t_seconds"] <= end + 12 for row in gap)
+    assert any(row["replicas_ready"] is not None for row in rows if row["t_seconds"] > end + 12)
+    unreachable = [e for e in events if e["reason"] == "APIUnreachable"]
+    assert unreachable and start - 1 <= float(unreachable[0]["t_seconds"]) <= end
+    assert 8 <= result.summary.api_unreachable_seconds <= end - start + 15
+    assert "API server unreachable for" in (result.timeline.parent / "summary.txt").read_text()
+
+
+def test_a_stopped_metrics_server_is_reported_and_the_hpa_recovers(faults):
+    result, rows, events, windows = faults
+    start, end = windows["metrics-server"]
+    missing = [
+        e
+        for e in events
+        if e["reason"] == "FailedGetResourceMetric" and start <= float(e["t_seconds"]) <= end + 15
+    ]
+    assert missing, "the HPA never said it lacked metrics while metrics-server was down"
+    # counted while the HPA says it cannot get its metric (ScalingActive False)
+    assert 0 < result.summary.hpa_blind_seconds <= end - start + 15
+    assert "HPA without CPU metrics for" in (result.timeline.parent / "summary.txt").read_text()
+    back = [r for r in rows if r["t_seconds"] > end + 20 and (r["users"] or 0) > 0]
+    assert back and any(r["hpa_cpu_percent"] is not None for r in back)  # metrics again

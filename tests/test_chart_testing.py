@@ -1,5 +1,5 @@
 """chart-testing's `ct install` on the node cluster: both charts, each install case of
-ct-install/cases.yaml installed, `helm test`ed, upgraded in place and uninstalled; and, without a
+ct-install/cases.yaml installed, `helm test`ed and uninstalled; and, without a
 cluster, the choice of those cases from the charts' ci files."""
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def _releases(steps: list[Step]) -> dict[str, Release]:
     return releases
 
 
-def test_ct_install_installs_tests_upgrades_and_uninstalls_every_case(node_cluster, tmp_path):
+def test_ct_install_installs_tests_and_uninstalls_every_case(node_cluster, tmp_path):
     from kubernetes import client
 
     from tooling import kube
@@ -216,18 +216,16 @@ def test_ct_install_installs_tests_upgrades_and_uninstalls_every_case(node_clust
     assert "All charts installed successfully" in "\n".join(lines), tail
     releases = _releases(steps)
     recipe = install_cases.recipe()
-    print("\nchart           case        install   test upgrade uninst ns-del  total (s)")
+    print("\nchart           case        install   test uninst ns-del  total (s)")
     for chart, entry in recipe.items():
         chart_total = 0.0
         has_tests = (tree / install_cases.CHART_DIR / chart / "templates" / "tests").is_dir()
         for case in entry["cases"]:
             values = f"{case}-values.yaml"
             runs = [r for r in releases.values() if r.chart == chart and r.values == values]
-            # --upgrade: install, test, upgrade, test, uninstall; then install, test, uninstall
-            assert [r.verbs() for r in runs] == [
-                ["install", "test", "upgrade", "test", "uninstall"],
-                ["install", "test", "uninstall"],
-            ], f"{chart} {case}"
+            assert [r.verbs() for r in runs] == [["install", "test", "uninstall"]], (
+                f"{chart} {case}"
+            )
             for release in runs:
                 for test in (s for s in release.steps if s.command[:2] == ["helm", "test"]):
                     output = "\n".join(test.output)
@@ -239,11 +237,11 @@ def test_ct_install_installs_tests_upgrades_and_uninstalls_every_case(node_clust
                     assert not re.search(r"Phase:\s+Failed", output), output
             total = sum(r.steps[-1].ended - r.steps[0].started for r in runs)
             chart_total += total
-            columns = [("helm", verb) for verb in ("install", "test", "upgrade", "uninstall")]
+            columns = [("helm", verb) for verb in ("install", "test", "uninstall")]
             columns.append(("kubectl", f"--request-timeout={CT_KUBECTL_TIMEOUT}", "delete"))
             times = " ".join(f"{sum(r.seconds(*c) for r in runs):6.1f}" for c in columns)
             print(f"{chart:15} {case:11} {times}  {total:8.1f}")
-        print(f"{chart:15} {'(chart)':11} {'':34}{chart_total:8.1f}")
+        print(f"{chart:15} {'(chart)':11} {'':27}{chart_total:8.1f}")
     core = client.CoreV1Api(kube.api_client(node_cluster.kubeconfig))
     namespaces = {item.metadata.name for item in core.list_namespace().items}
     assert not namespaces & {r.namespace for r in releases.values()}

@@ -1,27 +1,24 @@
 """The real node's Services and names: kube-proxy (iptables, in the node's namespace) and the
 real CoreDNS behind kube-system/kube-dns (tooling/node/kube_proxy.py, cluster_dns.py).
 
-The config tests are fast. The runtime test needs root and `make setup-node`, as
-tests/test_node_setup.py's (whose checks it reuses), and is slow: a control plane, a real
-node, two pods."""
+The config tests are fast. The runtime test runs on the shared node cluster (root and `make
+setup-node`; `make test` has both) and is slow: two pods."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import yaml
-from test_node_setup import IMAGES, _host_network, _kwok_control_plane_without_kwok, runtime
+from test_node_setup import IMAGES
 
 from tooling import paths
 from tooling.node import cluster_dns, kube_proxy
 from tooling.node.containerd import in_netns
-from tooling.node.node import NODE_ADDRESS, POD_SUBNET, SERVICE_SUBNET
+from tooling.node.node import NODE_ADDRESS, POD_SUBNET, SERVICE_SUBNET, netns_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,103 +105,67 @@ def _pod(name: str, command: str, labels: dict[str, str] | None = None, **spec: 
     }
 
 
-def _wait_phase(core, name: str, phases: set[str], timeout: float = 90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pod = core.read_namespaced_pod(name, "default")
-        if pod.status.phase in phases:
-            return pod
-        time.sleep(1)
-    raise AssertionError(f"pod {name} not {phases} in {timeout:.0f} s: {pod.status}")
+def _wait_phase(core, namespace: str, name: str, phases: set[str], timeout: float = 90):
+    """The pod once its phase is one of `phases`."""
+    from tooling.runs.story import wait_for
 
-
-def _routes() -> str:
-    return subprocess.run(["ip", "route"], capture_output=True, text=True).stdout
+    wait_for(
+        lambda: core.read_namespaced_pod(name, namespace).status.phase in phases,
+        timeout,
+        f"pod {name} {phases}",
+    )
+    return core.read_namespaced_pod(name, namespace)
 
 
 @pytest.mark.slow
-@runtime
-def test_a_pod_reaches_another_by_its_service_name_then_nothing_is_left(tmp_path):
+def test_a_pod_reaches_another_by_its_service_name(node_cluster):
+    """On the shared node cluster (its teardown checks that the services and the host's
+    routes, rules and settings are left as they were): CoreDNS answers the cluster's zones and
+    nothing else, and a pod reaches another through kube-proxy by its Service's full name and
+    by the search path."""
+    from conftest import namespace_in
     from kubernetes import client
 
     from tooling.kube import api_client
-    from tooling.node.node import RealNode
-    from tooling.node.node_cluster import node_ready
-    from tooling.rehearsal.cluster import delete_cluster
 
-    tools = paths.tools_bin()
-    for needed in (tools / "kubelet", tools / "kube-proxy", tools / "coredns"):
-        if not needed.exists():
-            pytest.skip(f"{needed} is not installed: run `make setup-node`")
-    if not (IMAGES / "fetcher.tar").exists():
-        pytest.skip("the fetcher image is missing: run `make setup-node`")
-    name = f"svc-test-{os.getpid()}"
-    before, routes, settings = _host_network(), _routes(), kube_proxy.read_settings()
-    node = proxy = dns = None
-    try:
-        kubeconfig, ca_file = _kwok_control_plane_without_kwok(name, tmp_path)
-        api = api_client(kubeconfig)
-        core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
-        node = RealNode(name, kubeconfig, ca_file, cluster_dns=[cluster_dns.CLUSTER_DNS_IP])
-        node.start()
-        node.wait_ready(lambda: node_ready(core, name))
-        node.runtime.import_image(IMAGES / "fetcher.tar")
-        node_kubeconfig = node.where.run / "kubelet.kubeconfig"
-        services = tmp_path / "services"
-        proxy = kube_proxy.KubeProxy(name, node.netns, node_kubeconfig, services, tools)
-        dns = cluster_dns.ClusterDns(name, node.netns, node_kubeconfig, services, tools)
-        service, endpoints = cluster_dns.kube_dns_objects()
-        core.create_namespaced_service("kube-system", service)
-        discovery.create_namespaced_endpoint_slice("kube-system", endpoints)
-        proxy.start()
-        dns.start()
-        proxy.wait_ready()
-        dns.wait_ready()
-        inside = [*in_netns(node.netns), "cat", "/proc/sys/net/bridge/bridge-nf-call-iptables"]
-        assert subprocess.run(inside, capture_output=True, text=True).stdout.strip() == "1"
-        # no upstream: outside the cluster's zones, REFUSED; an unknown Service, NXDOMAIN
-        assert cluster_dns.query("example.com")[0] == cluster_dns.RCODE_REFUSED
-        unknown = cluster_dns.query("nothing.default.svc.cluster.local")
-        assert unknown[0] == cluster_dns.RCODE_NXDOMAIN
-
+    api = api_client(node_cluster.kubeconfig)
+    core = client.CoreV1Api(api)
+    node = node_cluster.name
+    inside = [
+        *in_netns(Path("/run/netns") / netns_name(node)),
+        "cat",
+        "/proc/sys/net/bridge/bridge-nf-call-iptables",
+    ]
+    assert subprocess.run(inside, capture_output=True, text=True).stdout.strip() == "1"
+    # no upstream: outside the cluster's zones, REFUSED; an unknown Service, NXDOMAIN
+    assert cluster_dns.query("example.com")[0] == cluster_dns.RCODE_REFUSED
+    unknown = cluster_dns.query("nothing.default.svc.cluster.local")
+    assert unknown[0] == cluster_dns.RCODE_NXDOMAIN
+    with namespace_in(api, "node-services", restricted=False) as namespace:
         serve = f"mkdir -p /tmp/www && echo {WEB} > /tmp/www/index.html && "
         serve += "exec httpd -f -p 8080 -h /tmp/www"
-        core.create_namespaced_pod("default", _pod("web", serve, {"app": "web"}, nodeName=name))
+        core.create_namespaced_pod(namespace, _pod("web", serve, {"app": "web"}, nodeName=node))
         web = {
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {"name": "web"},
             "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
         }
-        cluster_ip = core.create_namespaced_service("default", web).spec.cluster_ip
-        _wait_phase(core, "web", {"Running"})
-        assert cluster_dns.query("web.default.svc.cluster.local") == (0, [cluster_ip])
+        cluster_ip = core.create_namespaced_service(namespace, web).spec.cluster_ip
+        _wait_phase(core, namespace, "web", {"Running"})
+        full_name = f"web.{namespace}.svc.cluster.local"
+        assert cluster_dns.query(full_name) == (0, [cluster_ip])
         ask = (  # its output as the termination message: the API server reads no kubelet logs
-            "set -e; { cat /etc/resolv.conf; nslookup web.default.svc.cluster.local; "
-            "curl -sS --max-time 10 http://web.default.svc.cluster.local/; "
+            f"set -e; {{ cat /etc/resolv.conf; nslookup {full_name}; "
+            f"curl -sS --max-time 10 http://{full_name}/; "
             "curl -sS --max-time 10 http://web/; } > /dev/termination-log 2>&1"
         )
         core.create_namespaced_pod(
-            "default", _pod("client", ask, nodeName=name, restartPolicy="Never")
+            namespace, _pod("client", ask, nodeName=node, restartPolicy="Never")
         )
-        done = _wait_phase(core, "client", {"Succeeded", "Failed"})
+        done = _wait_phase(core, namespace, "client", {"Succeeded", "Failed"})
         log = done.status.container_statuses[0].state.terminated.message or ""
         assert done.status.phase == "Succeeded", log
         assert f"nameserver {cluster_dns.CLUSTER_DNS_IP}" in log  # the kubelet's clusterDNS
         assert cluster_ip in log  # nslookup through the kube-dns ClusterIP
         assert log.count(WEB) == 2, log  # by its full name and by the search path
-        for pod in ("client", "web"):
-            core.delete_namespaced_pod(pod, "default", grace_period_seconds=1)
-    finally:
-        for service in (dns, proxy):
-            if service is not None:
-                service.stop()
-        if node is not None:
-            node.stop()
-            node.runtime.forget()
-        delete_cluster(name)
-    assert proxy.leftovers() == [] and dns.leftovers() == []
-    assert node.leftovers() == []
-    assert _host_network() == before
-    assert _routes() == routes
-    assert kube_proxy.read_settings() == settings

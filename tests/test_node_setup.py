@@ -3,8 +3,8 @@ images, containerd's config, and, where the node is installed, containerd runnin
 images and leaving nothing behind.
 
 The packer and config tests are fast. The runtime tests need root and `make setup-node`
-(`make test` has both) and are slow; they run while no node cluster is up (the one node's
-addresses are fixed), as the suite orders them."""
+(`make test` has both) and are slow: containerd on its own, and the shared node cluster's
+real node running a pod."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ import json
 import os
 import subprocess
 import tarfile
-import time
 import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import host_network
 
 from tooling import paths
 from tooling.node import containerd, oci_image
@@ -180,23 +180,9 @@ def _runtime_skip_reason() -> str | None:
 runtime = pytest.mark.skipif(_runtime_skip_reason() is not None, reason=str(_runtime_skip_reason()))
 
 
-def _host_network() -> tuple[str, str, str, str]:
-    """The host's links, iptables rules, network namespaces and cgroups of the node's parent."""
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
-    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    cgroups = sorted(str(p) for p in Path("/sys/fs/cgroup").glob("*/resnet-serving-node"))
-    return (
-        "\n".join(line.split(":", 2)[1] for line in links.splitlines()),
-        "\n".join(line for line in rules.splitlines() if not line.startswith("#")),
-        netns,
-        "\n".join(cgroups),
-    )
-
-
 @pytest.fixture
 def node_containerd():
-    before = _host_network()
+    before = host_network()
     runtime_ = containerd.Containerd(f"test-{os.getpid()}")
     try:
         runtime_.start()
@@ -205,7 +191,7 @@ def node_containerd():
         runtime_.stop()
         runtime_.forget()
     assert runtime_.leftovers() == []
-    assert _host_network() == before
+    assert host_network() == before
 
 
 def _run(runtime_: containerd.Containerd, image: str, *command: str, timeout: float = 120):
@@ -285,76 +271,51 @@ def test_the_local_images_run_with_their_users_and_commands(
         assert text in result.stdout
 
 
-def _kwok_control_plane_without_kwok(name: str, folder: Path):
-    """The rehearsal's control plane with kwok's controller stopped: it manages every node
-    (--manage-all-nodes=true), so it would mark a real node Ready and fake its pods' status."""
-    from tooling.rehearsal import components
-    from tooling.rehearsal.cluster import create_cluster
-    from tooling.rehearsal.profiles import profile
-
-    cluster = create_cluster(name, folder / "kubeconfig", profile("fast"), print)
-    components.stop(name, "kwok-controller")
-    return cluster.kubeconfig, components.cluster_workdir(name) / "pki" / "ca.crt"
-
-
 @pytest.mark.slow
-@runtime
-def test_a_real_node_joins_and_runs_a_pause_pod_then_leaves_nothing(tmp_path):
-    from conftest import wait_for_default_service_account
+def test_the_real_node_runs_a_pause_pod_in_the_pod_network(node_cluster):
+    """On the shared node cluster (its teardown checks that nothing is left behind): the node
+    is containerd's, offers the machine's cores less what is reserved, and runs a pod's
+    sandbox and container for real, at an address of the pod network."""
+    from conftest import namespace_in
     from kubernetes import client
 
     from tooling.kube import api_client
-    from tooling.node.node import POD_SUBNET, RealNode
-    from tooling.node.node_cluster import node_ready
-    from tooling.rehearsal.cluster import delete_cluster
+    from tooling.node.node import POD_SUBNET, NodeSize
+    from tooling.quantities import quantity
+    from tooling.runs.story import wait_for
 
-    if not (paths.tools_bin() / "kubelet").exists():
-        pytest.skip("the kubelet is not installed: run `make setup-node`")
-    name = f"node-test-{os.getpid()}"
-    before = _host_network()
-    node = None
-    try:
-        kubeconfig, ca_file = _kwok_control_plane_without_kwok(name, tmp_path)
-        core = client.CoreV1Api(api_client(kubeconfig))
-        node = RealNode(name, kubeconfig, ca_file)
-        node.start()
-        node.wait_ready(lambda: node_ready(core, name))
-        described = core.read_node(name)
-        assert described.status.node_info.container_runtime_version == "containerd://2.4.2"
-        assert described.status.allocatable["cpu"] == "1400m"  # 2 cores less 600m reserved
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "pause"},
-            "spec": {
-                "automountServiceAccountToken": False,
-                "nodeName": name,
-                "containers": [
-                    {
-                        "name": "pause",
-                        "image": "resnet-serving/pause:3.10",
-                        "imagePullPolicy": "Never",
-                    }
-                ],
-            },
-        }
-        wait_for_default_service_account(core, "default")
-        core.create_namespaced_pod("default", pod)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            status = core.read_namespaced_pod("pause", "default").status
-            if status.phase == "Running" and status.pod_ip:
-                break
-            time.sleep(1)
-        assert status.phase == "Running", status
+    api = api_client(node_cluster.kubeconfig)
+    core = client.CoreV1Api(api)
+    described = core.read_node(node_cluster.name)
+    version = paths.pinned_versions()["CONTAINERD_VERSION"].removeprefix("v")
+    assert described.status.node_info.container_runtime_version == f"containerd://{version}"
+    size = NodeSize()
+    reserved = quantity(size.system_reserved_cpu) + quantity(size.kube_reserved_cpu)
+    assert quantity(described.status.allocatable["cpu"]) == os.cpu_count() - reserved
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "pause"},
+        "spec": {
+            "automountServiceAccountToken": False,
+            "nodeName": node_cluster.name,
+            "containers": [
+                {"name": "pause", "image": "resnet-serving/pause:3.10", "imagePullPolicy": "Never"}
+            ],
+        },
+    }
+    with namespace_in(api, "node-pause", restricted=False) as namespace:
+        core.create_namespaced_pod(namespace, pod)
+
+        def running() -> bool:
+            status = core.read_namespaced_pod("pause", namespace).status
+            return status.phase == "Running" and bool(status.pod_ip)
+
+        wait_for(running, 60, "the pause pod Running with an address")
+        status = core.read_namespaced_pod("pause", namespace).status
         assert ipaddress.ip_address(status.pod_ip) in ipaddress.ip_network(POD_SUBNET)
-        tasks = node.runtime.ctr("tasks", "list").stdout
-        assert tasks.count("RUNNING") == 2  # the sandbox and the container, for real
-        core.delete_namespaced_pod("pause", "default", grace_period_seconds=5)
-    finally:
-        if node is not None:
-            node.stop()
-            node.runtime.forget()
-        delete_cluster(name)
-    assert node.leftovers() == []
-    assert _host_network() == before
+        container = status.container_statuses[0].container_id.removeprefix("containerd://")
+        tasks = containerd.Containerd(node_cluster.name).ctr("tasks", "list").stdout
+        running_tasks = [line.split()[0] for line in tasks.splitlines() if "RUNNING" in line]
+        assert container in running_tasks, tasks
+        core.delete_namespaced_pod("pause", namespace, grace_period_seconds=1)

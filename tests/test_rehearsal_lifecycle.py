@@ -190,24 +190,14 @@ def interrupt_when(command: list[str], name: str, ready, timeout: float = 300):
     return seen, ports, "".join(lines)
 
 
-@pytest.mark.parametrize(
-    "stage",
-    [
-        "the control plane starting",  # kwokctl is forking etcd, the apiserver …
-        "the node pool starting",  # the control plane is up, the first node being made
-    ],
-)
-def test_ctrl_c_while_a_cluster_is_created_leaves_nothing(stage, tmp_path):
+def test_ctrl_c_while_a_cluster_is_created_leaves_nothing(tmp_path):
+    """Interrupted while kwokctl forks the control plane (etcd is up, the rest starting)."""
     name = f"life-c-{os.getpid()}"
     command = [*CLI, "cluster", "create", "--name", name]
     command += ["--kubeconfig", str(tmp_path / "kubeconfig")]
-
-    def ready(lines: list[str]) -> bool:
-        if stage == "the control plane starting":
-            return "etcd" in cluster_processes(name)
-        return (tmp_path / "kubeconfig").is_file() and "kube-apiserver" in cluster_processes(name)
-
-    seen, ports, output = interrupt_when(command, name, ready)
+    seen, ports, output = interrupt_when(
+        command, name, lambda lines: "etcd" in cluster_processes(name)
+    )
     assert seen, "no component process was seen"
     assert "interrupted" in output
     assert_gone(seen, ports)
@@ -231,28 +221,25 @@ def refused_beside(name: str, run_dir: Path) -> None:
     assert first and all(process.is_running() for process in first.values())
 
 
-@pytest.mark.parametrize("stage", ["model server installed", "load running"])
-def test_ctrl_c_during_rehearse_leaves_nothing(stage, tmp_path):
+def test_ctrl_c_during_rehearse_leaves_nothing_and_keeps_the_report(tmp_path):
+    """Interrupted while the load runs (a timeline row recorded); before that, once the model
+    server is installed, a second run under the same name is refused."""
     name = f"life-r-{os.getpid()}"
     command = [*CLI, "rehearse", "--name", name, "--report", str(tmp_path / "run")]
+    timeline = tmp_path / "run" / "timeline.csv"
     checked: list[bool] = []
 
-    timeline = tmp_path / "run" / "timeline.csv"
-
     def ready(lines: list[str]) -> bool:
-        if stage not in "".join(lines):
+        if "model server installed" not in "".join(lines):
             return False
-        if stage == "model server installed" and not checked:  # meanwhile, a second run
+        if not checked:
             refused_beside(name, tmp_path / "second")
             checked.append(True)
-        if stage == "load running":  # a row recorded
-            return timeline.is_file() and len(timeline.read_text().splitlines()) > 1
-        return True
+        return timeline.is_file() and len(timeline.read_text().splitlines()) > 1
 
     seen, ports, output = interrupt_when(command, name, ready)
-    assert {"kube-apiserver", "etcd"} <= set(seen) and "interrupted" in output
-    if stage == "load running":  # an interrupted run with rows still has its report
-        assert (tmp_path / "run" / "summary.md").is_file(), output[-1500:]
-        assert (tmp_path / "run" / "timeline.png").is_file()
+    assert checked and {"kube-apiserver", "etcd"} <= set(seen) and "interrupted" in output
+    assert (tmp_path / "run" / "summary.md").is_file(), output[-1500:]
+    assert (tmp_path / "run" / "timeline.png").is_file()
     assert_gone(seen, ports)
     assert not components.cluster_workdir(name).exists()

@@ -6,7 +6,7 @@ and what the rehearsal refuses before it starts anything, how run.json and the s
 signal. Slow (a rehearsal cluster with the real Prometheus and KEDA): a short run of
 ci/requests-values.yaml under real Locust on the replica fleet scales out on the request metric
 and back in, with KEDA's HPA reading an External metric whose value, checked through the API,
-is above 0 under load.
+is above 0 under load; deleting the cluster at the run's end stops Prometheus and KEDA.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 from kubernetes import client
@@ -26,7 +27,7 @@ from tooling import paths
 from tooling.errors import UserError
 from tooling.kube import api_client
 from tooling.names import APP_NAMESPACE, SERVER_NAME
-from tooling.rehearsal import keda, prometheus, request_metrics
+from tooling.rehearsal import components, keda, prometheus, request_metrics
 from tooling.rehearsal.cluster import missing_binaries
 from tooling.rehearsal.node_autoscalers import NodePool
 from tooling.rehearsal.profiles import profile
@@ -265,7 +266,16 @@ def test_keda_scales_out_on_the_request_metric_and_back_in(tmp_path):
             hpa.metadata.name
             for hpa in autoscaling.list_namespaced_horizontal_pod_autoscaler(APP_NAMESPACE).items
         ]
+        running = {
+            component: psutil.Process(pid)
+            for component in (prometheus.COMPONENT, *keda.COMPONENTS)
+            if (pid := components.running_pid(cluster.name, component)) is not None
+        }
 
+    # the run's end deleted the cluster, and Prometheus and KEDA with it
+    assert set(running) == {prometheus.COMPONENT, *keda.COMPONENTS}
+    still = [c for c, p in running.items() if p.is_running() and p.status() != "zombie"]
+    assert not still, f"still running after the cluster was deleted: {still}"
     assert charts_hpa == [request_metrics.hpa_name(SERVER_NAME)]  # KEDA's, not the chart's
     assert scraped is not None and scraped >= 2  # the first replica and at least one more
     assert served is not None and served > 0

@@ -1,5 +1,5 @@
 """How faithful the replica fleet is, measured in one run on this machine (used by
-tests/test_fleet_fidelity.py, which asserts, and bench/fleet_fidelity.py, which prints):
+bench/fleet_fidelity.py, which prints the tables):
 
 - against the real thing: one simulated replica with this machine's cores and the model's cost
   measured here (`calibration.measure`), and one real `serve-local` of the exported model, each

@@ -49,7 +49,7 @@ class ModelCost:
         requests also count TF's threads spinning between them, which a loaded replica does
         not pay; batch 8 is cheaper than a server without batching achieves), and one request
         alone taking the measured batch-1 latency. Checked against the real server by
-        tests/test_fleet_fidelity.py."""
+        bench/fleet_fidelity.py."""
         cpu_seconds = (
             calibration.cpu_seconds_per_request_concurrent
             or calibration.cpu_seconds_per_image_batched

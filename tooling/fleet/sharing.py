@@ -9,7 +9,7 @@ each progresses at min(per_request_cores, cores / r) core-seconds per second, ex
 event, no time steps). The core-seconds actually used are counted, for the pod's CPU.
 
 (Plain processor sharing, every request in flight at once, keeps a burst of requests finishing
-together; the real server lets the first ones out sooner: tests/test_fleet_fidelity.py.)
+together; the real server lets the first ones out sooner: bench/fleet_fidelity.py.)
 """
 
 from __future__ import annotations

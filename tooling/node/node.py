@@ -144,6 +144,11 @@ def _run(*command: str) -> None:
         raise UserError(f"{' '.join(command)} failed: {result.stderr.strip()}")
 
 
+def netns_name(node: str) -> str:
+    """The network namespace a node's pods, kube-proxy and CoreDNS live in."""
+    return f"resnet-serving-{node}"
+
+
 class RealNode:
     """A node called NAME joining the control plane of KUBECONFIG (`with RealNode(...)`)."""
 
@@ -159,7 +164,7 @@ class RealNode:
         self.name, self.kubeconfig, self.ca_file = name, kubeconfig, ca_file
         self.cluster_dns = cluster_dns
         self.size = size or NodeSize()
-        self.netns_name = f"resnet-serving-{name}"
+        self.netns_name = netns_name(name)
         self.netns = Path("/run/netns") / self.netns_name
         self.runtime = containerd.Containerd(name, netns=self.netns, store=image_store)
         self.where = self.runtime.where
