@@ -6,10 +6,9 @@
   Succeeded, never restarted;
 - scale-in under steady Locust load (2 replicas to 1) loses no request with the chart's
   defaults (preStop sleep, grace period, server.stopOnSigterm) for users whose requests each
-  go through the Service (`KEEP_ALIVE=0`); measured and printed, not asserted: the same
-  scale-in for users that keep their connection (Locust's default: kube-proxy balances
-  connections, so a kept one stays with the removed replica through its preStop sleep and its
-  next request fails when the server stops), and both with `preStopSleepSeconds: 0`.
+  go through the Service (`KEEP_ALIVE=0`). (Users that keep their connection, Locust's
+  default, are balanced per connection by kube-proxy: a kept one stays with the removed
+  replica through its preStop sleep, and its next request fails when the server stops.)
 
 Both charts are installed with their ci/node-values.yaml plus the overrides here. The host
 reaches pod IPs, so the master's web API is read at its pod's address.
@@ -34,9 +33,6 @@ from tooling.providers.node import NODE_VALUES
 from tooling.runs.story import wait_for
 
 WORKER_SELECTOR = MASTER_SELECTOR.replace("component=master", "component=worker")
-# Two Locust runs side by side in the scale-in test: new connections and kept ones
-KEPT_LOAD_RELEASE = "load-kept"
-KEEP_ALIVE = {LOAD_RELEASE: "0", KEPT_LOAD_RELEASE: "1"}
 RETENTION_SECONDS = 40  # the finished master keeps /results this long for the test to read
 
 
@@ -158,9 +154,11 @@ def test_headless_job_completes_with_failed_requests_and_its_results_can_be_read
     1 and its Job (backoffLimit 0) Failed on one failed request. The server is scaled to 0
     (no preStop sleep) in the middle of the run, so the run has answered and failed requests."""
     started = time.monotonic()
-    with node_namespace(
-        node_cluster, "real-locust-job", LOAD_RELEASE, KEPT_LOAD_RELEASE, RELEASE
-    ) as (kubeconfig, api, namespace):
+    with node_namespace(node_cluster, "real-locust-job", LOAD_RELEASE, RELEASE) as (
+        kubeconfig,
+        api,
+        namespace,
+    ):
         core, apps, batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
         server = server_values(1, preStopSleepSeconds=0)
         releases.install(kubeconfig, RELEASE, "resnet-serving", namespace, *server, wait=True)
@@ -213,63 +211,44 @@ def test_headless_job_completes_with_failed_requests_and_its_results_can_be_read
     print(f"wall: {time.monotonic() - started:.0f} s")
 
 
-def failures_over_scale_in(
-    kubeconfig: Path, api: client.ApiClient, namespace: str, **server: object
-) -> dict[str, tuple[int, int, list[str]]]:
-    """Two replicas under two steady Locust runs of 3 users each (new connections, kept
-    ones), scaled to one. Per run: the requests sent from just before the scale-in until 5 s
-    after the removed pod is gone, those that failed, and Locust's errors. Every release is
-    uninstalled afterwards."""
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    values = server_values(2, **server)
-    releases.install(kubeconfig, RELEASE, "resnet-serving", namespace, *values, wait=True)
-    for release in KEEP_ALIVE:
-        env = {"KEEP_ALIVE": KEEP_ALIVE[release]}
-        load = locust_values(users=3, run_time="180s", workers=1, env=env)
-        releases.install(kubeconfig, release, "locust", namespace, *load)
-    try:
-        for release in KEEP_ALIVE:
-            wait_running_with_requests(core, namespace, 180, release)
-        time.sleep(5)  # every kept connection is with one replica or the other
-        before = {release: live(core, namespace, release) for release in KEEP_ALIVE}
+def test_scale_in_under_real_locust_loses_no_request_with_the_defaults(node_cluster):
+    """Two replicas under a steady Locust run of 3 users (a new connection per request),
+    scaled to one with the chart's defaults (preStop sleep 15 s, grace 45 s, stopOnSigterm):
+    of the requests sent from just before the scale-in until 5 s after the removed pod is
+    gone, none failed."""
+    with node_namespace(node_cluster, "real-scale-in", LOAD_RELEASE, RELEASE) as (
+        kubeconfig,
+        api,
+        namespace,
+    ):
+        core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+        releases.install(
+            kubeconfig, RELEASE, "resnet-serving", namespace, *server_values(2), wait=True
+        )
+        load = locust_values(users=3, run_time="180s", workers=1, env={"KEEP_ALIVE": "0"})
+        releases.install(kubeconfig, LOAD_RELEASE, "locust", namespace, *load)
+        wait_running_with_requests(core, namespace, 180, LOAD_RELEASE)
+
+        def requests_sent() -> int:
+            stats = live(core, namespace, LOAD_RELEASE)
+            return stats.requests if stats is not None else 0
+
+        before = live(core, namespace, LOAD_RELEASE)
+        assert before is not None
         scale(apps, namespace, 1)
         scaled = time.monotonic()
         wait_for(lambda: server_pods_left(core, namespace) == 1, 90, "the removed replica to go")
         gone = time.monotonic() - scaled
-        time.sleep(5)
-        reports = {release: master_report(core, namespace, release) for release in KEEP_ALIVE}
-    finally:
-        for release in (*KEEP_ALIVE, RELEASE):
-            releases.uninstall(kubeconfig, release, namespace, wait=True)
-    measured = {}
-    for release, report in reports.items():
-        after, errors = parse_stats(report), errors_of(report)
-        assert before[release].failures == 0, errors  # none before the scale-in
-        requests = after.requests - before[release].requests
-        failures = after.failures - before[release].failures
-        connections = "kept" if KEEP_ALIVE[release] == "1" else "new per request"
-        print(
-            f"scale-in, {server or 'chart defaults'}, connections {connections}: removed pod "
-            f"gone after {gone:.0f} s; {failures} of {requests} requests failed {errors}"
+        removed_at = requests_sent()
+        wait_for(
+            lambda: requests_sent() >= removed_at + 5,
+            60,
+            "5 more requests, sent once the removed replica was gone",
         )
-        measured[release] = (requests, failures, errors)
-    return measured
-
-
-def test_scale_in_under_real_locust_loses_no_request_with_the_defaults(node_cluster):
-    """The chart's defaults (preStop sleep 15 s, grace 45 s, stopOnSigterm) lose no request
-    that goes through the Service. Measured, printed: the same with kept connections, and both
-    with `preStopSleepSeconds: 0` (the removed replica stops at once)."""
-    started = time.monotonic()
-    with node_namespace(
-        node_cluster, "real-scale-in", LOAD_RELEASE, KEPT_LOAD_RELEASE, RELEASE
-    ) as (kubeconfig, api, namespace):
-        defaults = failures_over_scale_in(kubeconfig, api, namespace)
-        no_sleep = failures_over_scale_in(kubeconfig, api, namespace, preStopSleepSeconds=0)
-    for name, measured in (("defaults", defaults), ("preStopSleepSeconds 0", no_sleep)):
-        for release, (requests, failures, _) in measured.items():
-            print(f"MEASURED {name}, {release}: {failures} of {requests} requests failed")
-    print(f"wall: {time.monotonic() - started:.0f} s")
-    requests, failures, errors = defaults[LOAD_RELEASE]
+        report = master_report(core, namespace, LOAD_RELEASE)
+    after, errors = parse_stats(report), errors_of(report)
+    assert before.failures == 0, errors  # none before the scale-in
+    requests, failures = after.requests - before.requests, after.failures - before.failures
+    print(f"scale-in: removed pod gone after {gone:.0f} s; {failures} of {requests} failed")
     assert requests > 0
     assert failures == 0, errors
