@@ -154,14 +154,17 @@ def test_a_stopped_locust_reads_0_requests_per_second():
             "current_response_time_percentiles": {},
         }
 
-    running = parse_stats(reading(22, 5000, 18.1))
+    running = parse_stats(reading(22, 5000, 18.1), read_at=0)
     assert without_held_rate(running, None).rps == 18.1
-    later = parse_stats(reading(22, 5036, 18.1))
+    later = parse_stats(reading(22, 5036, 18.1), read_at=2)
     assert without_held_rate(later, running).rps == 18.1  # requests still completing
-    stopped = parse_stats(reading(0, 5036, 18.1))
+    stopped = parse_stats(reading(0, 5036, 18.1), read_at=4)
     assert sample_of(without_held_rate(stopped, later)).offered_rps == 0
-    stuck = parse_stats(reading(22, 5036, 18.1))  # users on, no request done since
-    assert without_held_rate(stuck, later).rps == 0
+    # users on, no request done since: Locust not refreshed yet, then nothing completing
+    unrefreshed = without_held_rate(parse_stats(reading(22, 5036, 18.1), read_at=4), later)
+    assert unrefreshed.rps == 18.1
+    stuck = parse_stats(reading(22, 5036, 18.1), read_at=14)  # 12 s after 5036 was first read
+    assert without_held_rate(stuck, unrefreshed).rps == 0
 
 
 def test_the_picture_draws_no_requests_without_users_and_no_failures_from_0_to_1(locust_rows):

@@ -11,15 +11,21 @@ import dataclasses
 import json
 import urllib.request
 from dataclasses import dataclass
+from time import monotonic
 
 from kubernetes import client
 
 RUNNING_STATES = ("spawning", "running")
+# The master refreshes its numbers when a worker reports (every 3 s) and its web API repeats an
+# answer for 2 s: under load the request count moves at least every 5 s. Unchanged for longer,
+# with users on, nothing completes.
+STALLED_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
 class LiveStats:
-    """One reading of the master: users, current requests/s, current p50/p95, totals."""
+    """One reading of the master: users, current requests/s, current p50/p95, totals; when it
+    was read and since when the master has shown its request count (time.monotonic())."""
 
     state: str
     users: int
@@ -28,6 +34,8 @@ class LiveStats:
     p95_ms: float | None
     requests: int
     failures: int
+    read_at: float = 0.0
+    counted_since: float = 0.0
 
     @property
     def running(self) -> bool:
@@ -43,8 +51,9 @@ class LiveStats:
         )
 
 
-def parse_stats(report: dict) -> LiveStats:
-    """LiveStats from the JSON of `/stats/requests` (the last `stats` row is the aggregate)."""
+def parse_stats(report: dict, read_at: float = 0.0) -> LiveStats:
+    """LiveStats from the JSON of `/stats/requests` (the last `stats` row is the aggregate),
+    read at `read_at`."""
     total = (report.get("stats") or [{}])[-1]
     percentiles = report.get("current_response_time_percentiles") or {}
 
@@ -60,6 +69,8 @@ def parse_stats(report: dict) -> LiveStats:
         p95_ms=percentile("0.95"),
         requests=int(total.get("num_requests") or 0),
         failures=int(total.get("num_failures") or 0),
+        read_at=read_at,
+        counted_since=read_at,
     )
 
 
@@ -67,11 +78,14 @@ def without_held_rate(stats: LiveStats, previous: LiveStats | None) -> LiveStats
     """The reading with Locust's held rate dropped. Locust's `current_rps` averages the
     seconds before its *last request*, not before now, so once requests stop (the shape has
     ended and the users are gone, or nothing completes) it reports the last rate it saw for
-    as long as the master runs. No users, or no request completed since `previous` (the
-    reading before), is 0 req/s. (A count lower than before is a new test: not held.)"""
-    stopped = stats.users == 0
-    nothing_new = previous is not None and stats.requests == previous.requests
-    if (stopped or nothing_new) and stats.rps:
+    as long as the master runs. No users is 0 req/s; so is a request count unchanged since
+    `previous` (the reading before) for more than STALLED_SECONDS. A count unchanged for less
+    is the master not having refreshed yet, not a pause: its rate stands. (A count lower than
+    before is a new test: not held.)"""
+    if previous is not None and stats.requests == previous.requests:
+        stats = dataclasses.replace(stats, counted_since=previous.counted_since)
+    stalled = stats.read_at - stats.counted_since > STALLED_SECONDS
+    if (stats.users == 0 or stalled) and stats.rps:
         return dataclasses.replace(stats, rps=0.0)
     return stats
 
@@ -79,7 +93,7 @@ def without_held_rate(stats: LiveStats, previous: LiveStats | None) -> LiveStats
 def read_from_url(web_url: str, timeout: float = 5.0) -> LiveStats:
     """Reads a master's web API directly, e.g. http://127.0.0.1:8089."""
     with urllib.request.urlopen(f"{web_url.rstrip('/')}/stats/requests", timeout=timeout) as reply:
-        return parse_stats(json.load(reply))
+        return parse_stats(json.load(reply), read_at=monotonic())
 
 
 def read_through_service_proxy(
@@ -93,4 +107,4 @@ def read_through_service_proxy(
         _preload_content=False,
         _request_timeout=5,
     )
-    return parse_stats(json.loads(reply.data))
+    return parse_stats(json.loads(reply.data), read_at=monotonic())

@@ -46,7 +46,8 @@ def column(rows: Rows, name: str) -> list[float]:
 
 def requests_per_second(rows: Rows) -> list[float]:
     """offered_rps, 0 while no users are on: a stopped Locust's last rate was recorded in
-    timelines made before the readers dropped it (tooling.loadgen.live_stats)."""
+    timelines made before the readers dropped it. With users on, a sample taken before Locust
+    refreshed its numbers holds its last rate, not 0 (tooling.loadgen.live_stats)."""
     return [
         0.0 if row.get("users") == 0 else value
         for row, value in zip(rows, column(rows, "offered_rps"), strict=True)

@@ -13,11 +13,13 @@ HPA has none or cannot get it. The HPA is the one that scales the model server's
 the chart's (named like it) or, in KEDA mode, the one KEDA made (`keda-hpa-<name>`).
 `users`, `offered_rps` and the latency columns come from the run's load source: the load model
 in the rehearsal (`response_ms` is its mean response time; no percentiles, no failures), the
-Locust master's live stats on real clusters (`response_ms` is the current median). The rest is
-read from the API: HPA status, the Deployment, its Pods and the Nodes; those cells are blank in
-rows sampled while the API server did not answer. events.csv holds every Kubernetes event seen
-(SuccessfulRescale, TriggeredScaleUp, ScaleDown, FailedScheduling…) and the recorder's own
-APIUnreachable, when the API server stopped answering.
+Locust master's live stats on real clusters (`response_ms` is the current median; `offered_rps`
+is Locust's current rate, held through samples taken before the master refreshed its numbers,
+0 with no users or once no request has completed for a while). The rest is read from the API:
+HPA status, the Deployment, its Pods and the Nodes; those cells are blank in rows sampled while
+the API server did not answer. events.csv holds every Kubernetes event seen (SuccessfulRescale,
+TriggeredScaleUp, ScaleDown, FailedScheduling…) and the recorder's own APIUnreachable, when the
+API server stopped answering.
 """
 
 from __future__ import annotations
