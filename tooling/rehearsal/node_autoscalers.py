@@ -65,6 +65,9 @@ class NodeAutoscaler(Protocol):
     def settled(self) -> bool:
         """No node on its way (being provisioned or booting)."""
 
+    def stop(self) -> None:
+        """It scales no more (before its cluster is deleted)."""
+
 
 def group_nodes(core: client.CoreV1Api, group: str) -> list[client.V1Node]:
     return core.list_node(label_selector=f"{NODE_GROUP_LABEL}={group}").items
@@ -130,22 +133,46 @@ class RealClusterAutoscaler:
     def settled(self) -> bool:
         return all(node_condition_ready(node) for node in group_nodes(self.core, self.pool.group))
 
+    def stop(self) -> None:
+        """Nothing: its process goes with the cluster's."""
+
 
 @dataclass
 class StandInNodeAutoscaler:
-    """The rehearsal's own controller, for machines without the real autoscaler."""
+    """The rehearsal's own controller, for machines without the real autoscaler. Like the real
+    one's process, it scales from `start` on, in a thread of its own: a release's
+    overprovisioning placeholders need their node before any load begins."""
 
     controller: RehearsalNodeGroupController
     name: str = STAND_IN_NAME
+    stopped: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    failure: BaseException | None = None
 
     def start(self) -> None:
         self.controller.ensure_min_size()
+        self.thread = threading.Thread(target=self._scale, daemon=True)
+        self.thread.start()
+
+    def _scale(self) -> None:
+        try:
+            self.controller.run(self.stopped)
+        except BaseException as error:  # raised in the run's thread by `run`
+            self.failure = error
 
     def run(self, stop: threading.Event) -> None:
-        self.controller.run(stop)
+        """Watches the controller's thread: a controller that fails mid-run fails the run."""
+        while not stop.wait(1.0):
+            if self.failure is not None:
+                raise self.failure
 
     def settled(self) -> bool:
         return not self.controller.provisioning
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.thread is not None:
+            self.thread.join(timeout=30)
 
 
 def stand_in(core: client.CoreV1Api, profile: Profile, pool: NodePool) -> StandInNodeAutoscaler:

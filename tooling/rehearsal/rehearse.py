@@ -31,6 +31,7 @@ from pathlib import Path
 from kubernetes import client
 
 from tooling import calibration, releases
+from tooling.console import Say
 from tooling.errors import UserError
 from tooling.fleet.endpoints import Fleet
 from tooling.fleet.replicas import ModelCost
@@ -56,8 +57,6 @@ from tooling.runs.run_spec import RunSpec
 from tooling.runs.scaling_signal import RequestScaling
 from tooling.runs.story import StoryContext, StoryTarget
 from tooling.runs.timeline import LoadSource
-
-Say = Callable[[str], None]
 
 # Pods run no containers here, so the model is never fetched; the URI only has to be valid.
 REHEARSAL_MODEL_URI = "https://rehearsal.invalid/image_classifier.tar.gz"
@@ -93,6 +92,7 @@ def start_cluster(spec: RehearsalClusterSpec, say: Say) -> StartedCluster:
     """The control plane, then the node pool at its min size and its node autoscaler; on a
     failure or Ctrl-C the cluster is deleted, leaving no process or port behind."""
     pool = spec.pool
+    nodes: NodeAutoscaler | None = None
     try:
         created = create_cluster(spec.name, spec.kubeconfig, spec.profile, say)
         core = client.CoreV1Api(api_client(created.kubeconfig))
@@ -101,6 +101,8 @@ def start_cluster(spec: RehearsalClusterSpec, say: Say) -> StartedCluster:
         )
         nodes.start()
     except BaseException:
+        if nodes is not None:
+            nodes.stop()
         delete_cluster(spec.name)
         raise
     say(
@@ -329,6 +331,7 @@ def rehearsal_target(spec: RehearsalClusterSpec, run: RunSpec, say: Say) -> Iter
     finally:
         supervised.set()
         supervising.join(timeout=30)  # not mid-restart while the cluster is deleted
+        started.nodes.stop()  # the stand-in's thread ends with the command in any case
         if run.down:
             delete_cluster(spec.name)
 

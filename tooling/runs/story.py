@@ -28,6 +28,7 @@ from tooling.report.run_info import NODE_AUTOSCALER, SCALING_SIGNAL, write_run_i
 from tooling.report.run_report import Report, write_report
 from tooling.report.summary import TimelineSummary
 from tooling.runs import scaling_signal
+from tooling.runs.cluster_state import keep_cluster_state
 from tooling.runs.timeline import LoadSource, TimelineRecorder, read_server_hpa
 from tooling.runs.transient import TRANSIENT_ERRORS
 
@@ -318,10 +319,25 @@ def run_story(
         failed = False
     finally:
         loops.join()
+        if failed:
+            keep_what_the_cluster_showed(api, spec.run_dir, target.provider, say)
         target.collect(spec.run_dir)
         report = keep_the_record(spec.run_dir, recorder, target.provider, say, failed)
     assert recorder is not None and report is not None  # a run that got here recorded rows
     return StoryResult(recorder.timeline, spec.run_dir / "events.csv", report.summary, scaled_in)
+
+
+def keep_what_the_cluster_showed(
+    api: client.ApiClient, run_dir: Path, provider: str, say: Callable[[str], None]
+) -> None:
+    """A failed run's cluster-state.txt; a cluster that does not answer is said, not raised,
+    so the run's own error is what the user sees."""
+    try:
+        path = keep_cluster_state(api, APP_NAMESPACE, run_dir)
+    except Exception as error:
+        say(f"{provider}: what the cluster showed could not be read ({one_line(error)})")
+        return
+    say(f"{provider}: what the cluster showed at the failure: {path}")
 
 
 def keep_the_record(
