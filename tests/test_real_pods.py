@@ -1,6 +1,7 @@
-"""What only real containers show (issue 16, item 5): the model server chart on the node
-cluster's real pods, each test in a namespace of its own (PSS *restricted* enforced), the chart
-installed with ci/node-values.yaml plus the overrides here:
+"""What only real containers show: the model server chart on the node cluster's real pods, in
+namespaces of the tests' own (PSS *restricted* enforced), the chart installed with
+ci/node-values.yaml plus the overrides here. The fetch, startup-probe and security checks share
+one release (`served`), installed after the tests that need the node's room to themselves:
 
 - the fetch-model init container fetches the tarball over https from the node's model store
   (TLS by the cluster's CA), and the pod answers a predict call at its IP and its Service's;
@@ -26,9 +27,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from conftest import RESNET_CHART, node_namespace
 from kubernetes import client, watch
 from kubernetes.utils import parse_quantity
@@ -122,37 +126,6 @@ def pod_events(core: client.CoreV1Api, namespace: str, pod: str) -> list:
 
 def event_time(event: object) -> datetime.datetime:
     return event.last_timestamp or event.event_time or event.first_timestamp
-
-
-def test_init_container_fetches_the_model_over_https_and_the_pod_answers(node_cluster):
-    started = time.monotonic()
-    with node_namespace(node_cluster, "real-pods-fetch") as (kubeconfig, api, namespace):
-        core = client.CoreV1Api(api)
-        releases.install(
-            kubeconfig, RELEASE, "resnet-serving", namespace, *server_values(), wait=True
-        )
-        ready_after = time.monotonic() - started
-        pod = one_server_pod(core, namespace)
-        assert is_ready(pod)
-        (fetch,) = pod.status.init_container_statuses
-        assert fetch.state.terminated.exit_code == 0, fetch.state
-        log = core.read_namespaced_pod_log(pod.metadata.name, namespace, container=FETCH)
-        print(f"fetch-model's log:\n{log}")
-        assert f"fetch-model: downloading {MODEL_STORE_URI}" in log
-        assert f"fetch-model: model ready in /models/{MODEL_NAME}, versions: 1" in log
-        store_log = ContainerdPaths(node_cluster.name).run / "model-store" / "model-store.log"
-        fetched = [
-            line
-            for line in store_log.read_text().splitlines()
-            if f"model-store: {pod.status.pod_ip} " in line and '"GET /resnet101.tar.gz' in line
-        ]
-        assert fetched and fetched[-1].split()[-2] == "200", fetched  # the store served it
-        service = core.read_namespaced_service(SERVER_NAME, namespace).spec.cluster_ip
-        for address in (pod.status.pod_ip, service):
-            reply = predict(address)
-            print(f"predict at {address}: {reply}")
-            assert_top_k(reply)
-    print(f"Ready after {ready_after:.0f} s; wall {time.monotonic() - started:.0f} s")
 
 
 # release: (model.source overrides, what the message must name: the cause, then what to do)
@@ -272,183 +245,6 @@ def test_a_server_that_exits_at_start_says_why_in_the_pod_status(node_cluster):
         assert ended.exit_code == 2
         assert refusal in (ended.message or ""), ended
         assert refusal in described
-    print(f"wall {time.monotonic() - started:.0f} s")
-
-
-def test_the_startup_probe_holds_the_pod_unready_until_the_model_answers(node_cluster):
-    started = time.monotonic()
-    with node_namespace(node_cluster, "real-pods-startup") as (kubeconfig, api, namespace):
-        core = client.CoreV1Api(api)
-        releases.install(kubeconfig, RELEASE, "resnet-serving", namespace, *server_values())
-        samples: list[tuple[float, bool, bool]] = []  # (seconds, Ready, the model answered)
-
-        def sample() -> bool:
-            pods = server_pods(core, namespace)
-            if len(pods) != 1 or not pods[0].status.pod_ip:
-                return False
-            ready = is_ready(pods[0])  # read before asking the server: Ready then implies
-            samples.append((time.monotonic(), ready, answers_metadata(pods[0].status.pod_ip)))
-            return ready
-
-        wait_for(sample, 180, "the replica to be Ready", period=0.25)
-        pod = one_server_pod(core, namespace)
-        early = [t for t, ready, answered in samples if ready and not answered]
-        assert not early, samples  # Ready while the model did not answer
-        first_answer = next(i for i, (_, _, answered) in enumerate(samples) if answered)
-        first_ready = next(i for i, (_, ready, _) in enumerate(samples) if ready)
-        assert first_ready >= first_answer, samples
-        unready_answers = sum(1 for _, ready, answered in samples if answered and not ready)
-
-        log = kubectl(
-            kubeconfig, "-n", namespace, "logs", "--timestamps", pod.metadata.name, "-c", SERVER
-        )
-        stamps = {}
-        for line in log.splitlines():
-            stamp, _, text = line.partition(" ")
-            for key in ("Loaded servable", "Exporting HTTP/REST API"):
-                if text.startswith(key):
-                    stamps[key] = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-        assert set(stamps) == {"Loaded servable", "Exporting HTTP/REST API"}, log
-        serving = stamps["Exporting HTTP/REST API"]
-        ready_at = condition(pod, "Ready").last_transition_time  # whole seconds
-        (server,) = pod.status.container_statuses
-        container_started = server.state.running.started_at
-        probe_failures = [
-            event
-            for event in pod_events(core, namespace, pod.metadata.name)
-            if event.reason == "Unhealthy" and "Startup probe failed" in (event.message or "")
-        ]
-        failures = sum(event.count or 1 for event in probe_failures)
-        print(
-            f"container started {container_started:%H:%M:%S}, model loaded "
-            f"{stamps['Loaded servable']:%H:%M:%S.%f}, REST serving {serving:%H:%M:%S.%f}, "
-            f"Ready {ready_at:%H:%M:%S}; {failures} startup probe failures "
-            f"({[e.message for e in probe_failures]}); {len(samples)} samples, the model "
-            f"answered while unready in {unready_answers}"
-        )
-        assert ready_at >= serving.replace(microsecond=0)
-        assert failures >= 1  # the probe ran before the model was loaded, and held the pod
-        last_failure = max(event_time(event) for event in probe_failures)
-        assert last_failure <= serving + datetime.timedelta(seconds=1)
-    print(f"wall {time.monotonic() - started:.0f} s")
-
-
-# Run in the server container: the uid, capabilities, no_new_privs and seccomp of PID 1 (the
-# chart's run-server.sh), of the server itself and of this process; and a write in each folder.
-PROBE = r"""
-import errno, json, os, sys
-def status(pid):
-    fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status") if ":" in line)
-    keep = ("Uid", "Gid", "Groups", "CapEff", "CapPrm", "CapBnd", "NoNewPrivs", "Seccomp")
-    return {key: fields[key].split() for key in keep}
-server = [p for p in os.listdir("/proc") if p.isdigit() and p != str(os.getpid())
-          and b"serve-local" in open(f"/proc/{p}/cmdline", "rb").read()]
-writes = {}
-for folder in sys.argv[1:]:
-    path = os.path.join(folder, ".write-probe")
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-    except OSError as error:
-        writes[folder] = errno.errorcode[error.errno]
-    else:
-        os.unlink(path)
-        writes[folder] = "ok"
-root = [line.split()[5] for line in open("/proc/self/mountinfo") if line.split()[4] == "/"]
-print(json.dumps({"status": {"1": status(1), "server": status(server[0]),
-                             "self": status("self")}, "writes": writes, "root": root}))
-"""
-# (not /root: uid 1000 may not search it, EACCES before the file system is asked)
-READ_ONLY = ["/", "/usr", "/etc", "/var", "/var/tmp", f"/models/{MODEL_NAME}", "/etc/tfserving"]
-WRITABLE = ["/tmp"]  # the chart's emptyDir; the model volume is read-only for the server
-
-
-def root_image_pod(namespace: str) -> dict:
-    """The stand-in (its user root, as tensorflow/serving's) with runAsNonRoot and no runAsUser:
-    *restricted* admits it; the kubelet must refuse to start it."""
-    return {
-        "metadata": {"name": "root-image", "namespace": namespace},
-        "spec": {
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [
-                {
-                    "name": "root",
-                    "image": "resnet-serving/tfserving-stand-in:2.21.0",
-                    "imagePullPolicy": "Never",
-                    "command": ["/bin/sh", "-c", "id"],
-                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                }
-            ],
-        },
-    }
-
-
-def test_the_runtime_enforces_the_security_contexts_and_the_read_only_root(node_cluster):
-    started = time.monotonic()
-    with node_namespace(node_cluster, "real-pods-security") as (kubeconfig, api, namespace):
-        core = client.CoreV1Api(api)
-        releases.install(
-            kubeconfig, RELEASE, "resnet-serving", namespace, *server_values(), wait=True
-        )
-        pod = one_server_pod(core, namespace)
-        context = {
-            **pod.spec.security_context.to_dict(),
-            **{k: v for k, v in pod.spec.containers[0].security_context.to_dict().items() if v},
-        }
-        uid, gid = context["run_as_user"], context["run_as_group"]
-        assert context["run_as_non_root"] and uid != 0, context
-        out = kubectl(
-            kubeconfig,
-            "-n",
-            namespace,
-            "exec",
-            pod.metadata.name,
-            "-c",
-            SERVER,
-            "--",
-            "python3",
-            "-c",
-            PROBE,
-            *READ_ONLY,
-            *WRITABLE,
-        )
-        found = json.loads(out)
-        print(f"in the server container: {found}")
-        for who, status in found["status"].items():
-            assert status["Uid"] == [str(uid)] * 4, (who, status)
-            assert status["Gid"] == [str(gid)] * 4, (who, status)
-            assert str(context["fs_group"]) in status["Groups"], (who, status)
-            for caps in ("CapEff", "CapPrm", "CapBnd"):
-                assert int(status[caps][0], 16) == 0, (who, caps, status)
-            assert status["NoNewPrivs"] == ["1"], (who, status)
-            assert status["Seccomp"] == ["2"], (who, status)  # a filter: RuntimeDefault
-        assert found["writes"] == {
-            **dict.fromkeys(READ_ONLY, "EROFS"),
-            **dict.fromkeys(WRITABLE, "ok"),
-        }, found["writes"]
-        assert "ro" in found["root"][0].split(","), found["root"]
-
-        core.create_namespaced_pod(namespace, root_image_pod(namespace))
-        refused: list[str] = []
-
-        def refused_to_start() -> bool:
-            (status,) = core.read_namespaced_pod(
-                "root-image", namespace
-            ).status.container_statuses or [None]
-            waiting = status and status.state.waiting
-            if waiting and waiting.reason == "CreateContainerConfigError":
-                refused.append(waiting.message)
-            return bool(refused) or bool(status and status.state.terminated)
-
-        wait_for(refused_to_start, 60, "the kubelet to refuse the root image")
-        print(f"root image without runAsUser: {refused}")
-        assert refused and "runAsNonRoot and image will run as root" in refused[0], refused
-        core.delete_namespaced_pod("root-image", namespace, grace_period_seconds=0)
     print(f"wall {time.monotonic() - started:.0f} s")
 
 
@@ -583,3 +379,221 @@ def test_a_new_replica_preempts_the_overprovisioning_placeholder(node_cluster):
     left = [item.metadata.name for item in scheduling.list_priority_class().items]
     assert priority.metadata.name not in left  # cluster-wide: helm uninstall removed it
     print(f"wall {time.monotonic() - started:.0f} s")
+
+
+@dataclass
+class ServedRelease:
+    """The model server's release that the fetch, startup-probe and security tests share:
+    installed once with the node's values, its readiness sampled from the install on."""
+
+    kubeconfig: Path
+    api: client.ApiClient
+    namespace: str
+    samples: list[tuple[float, bool, bool]]  # (seconds, Ready, the model answered)
+    ready_after: float
+
+
+@pytest.fixture(scope="module")
+def served(node_cluster) -> Iterator[ServedRelease]:
+    """Installs the release and samples, every 0.25 s until the replica is Ready, whether the
+    pod is Ready and whether its model answers (read in that order: Ready then implies the
+    model answered by then)."""
+    started = time.monotonic()
+    with node_namespace(node_cluster, "real-pods") as (kubeconfig, api, namespace):
+        core = client.CoreV1Api(api)
+        releases.install(kubeconfig, RELEASE, "resnet-serving", namespace, *server_values())
+        samples: list[tuple[float, bool, bool]] = []
+
+        def sample() -> bool:
+            pods = server_pods(core, namespace)
+            if len(pods) != 1 or not pods[0].status.pod_ip:
+                return False
+            ready = is_ready(pods[0])
+            samples.append((time.monotonic(), ready, answers_metadata(pods[0].status.pod_ip)))
+            return ready
+
+        wait_for(sample, 180, "the replica to be Ready", period=0.25)
+        ready_after = time.monotonic() - started
+        print(f"the shared release: Ready after {ready_after:.0f} s")
+        yield ServedRelease(kubeconfig, api, namespace, samples, ready_after)
+
+
+def test_init_container_fetches_the_model_over_https_and_the_pod_answers(node_cluster, served):
+    core, namespace = client.CoreV1Api(served.api), served.namespace
+    pod = one_server_pod(core, namespace)
+    assert is_ready(pod)
+    (fetch,) = pod.status.init_container_statuses
+    assert fetch.state.terminated.exit_code == 0, fetch.state
+    log = core.read_namespaced_pod_log(pod.metadata.name, namespace, container=FETCH)
+    print(f"fetch-model's log:\n{log}")
+    assert f"fetch-model: downloading {MODEL_STORE_URI}" in log
+    assert f"fetch-model: model ready in /models/{MODEL_NAME}, versions: 1" in log
+    store_log = ContainerdPaths(node_cluster.name).run / "model-store" / "model-store.log"
+    fetched = [
+        line
+        for line in store_log.read_text().splitlines()
+        if f"model-store: {pod.status.pod_ip} " in line and '"GET /resnet101.tar.gz' in line
+    ]
+    assert fetched and fetched[-1].split()[-2] == "200", fetched  # the store served it
+    service = core.read_namespaced_service(SERVER_NAME, namespace).spec.cluster_ip
+    for address in (pod.status.pod_ip, service):
+        reply = predict(address)
+        print(f"predict at {address}: {reply}")
+        assert_top_k(reply)
+
+
+def test_the_startup_probe_holds_the_pod_unready_until_the_model_answers(served):
+    core, namespace, samples = client.CoreV1Api(served.api), served.namespace, served.samples
+    kubeconfig = served.kubeconfig
+    pod = one_server_pod(core, namespace)
+    early = [t for t, ready, answered in samples if ready and not answered]
+    assert not early, samples  # Ready while the model did not answer
+    first_answer = next(i for i, (_, _, answered) in enumerate(samples) if answered)
+    first_ready = next(i for i, (_, ready, _) in enumerate(samples) if ready)
+    assert first_ready >= first_answer, samples
+    unready_answers = sum(1 for _, ready, answered in samples if answered and not ready)
+
+    log = kubectl(
+        kubeconfig, "-n", namespace, "logs", "--timestamps", pod.metadata.name, "-c", SERVER
+    )
+    stamps = {}
+    for line in log.splitlines():
+        stamp, _, text = line.partition(" ")
+        for key in ("Loaded servable", "Exporting HTTP/REST API"):
+            if text.startswith(key):
+                stamps[key] = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    assert set(stamps) == {"Loaded servable", "Exporting HTTP/REST API"}, log
+    serving = stamps["Exporting HTTP/REST API"]
+    ready_at = condition(pod, "Ready").last_transition_time  # whole seconds
+    (server,) = pod.status.container_statuses
+    container_started = server.state.running.started_at
+    probe_failures = [
+        event
+        for event in pod_events(core, namespace, pod.metadata.name)
+        if event.reason == "Unhealthy" and "Startup probe failed" in (event.message or "")
+    ]
+    failures = sum(event.count or 1 for event in probe_failures)
+    print(
+        f"container started {container_started:%H:%M:%S}, model loaded "
+        f"{stamps['Loaded servable']:%H:%M:%S.%f}, REST serving {serving:%H:%M:%S.%f}, "
+        f"Ready {ready_at:%H:%M:%S}; {failures} startup probe failures "
+        f"({[e.message for e in probe_failures]}); {len(samples)} samples, the model "
+        f"answered while unready in {unready_answers}"
+    )
+    assert ready_at >= serving.replace(microsecond=0)
+    assert failures >= 1  # the probe ran before the model was loaded, and held the pod
+    last_failure = max(event_time(event) for event in probe_failures)
+    assert last_failure <= serving + datetime.timedelta(seconds=1)
+
+
+# Run in the server container: the uid, capabilities, no_new_privs and seccomp of PID 1 (the
+# chart's run-server.sh), of the server itself and of this process; and a write in each folder.
+PROBE = r"""
+import errno, json, os, sys
+def status(pid):
+    fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status") if ":" in line)
+    keep = ("Uid", "Gid", "Groups", "CapEff", "CapPrm", "CapBnd", "NoNewPrivs", "Seccomp")
+    return {key: fields[key].split() for key in keep}
+server = [p for p in os.listdir("/proc") if p.isdigit() and p != str(os.getpid())
+          and b"serve-local" in open(f"/proc/{p}/cmdline", "rb").read()]
+writes = {}
+for folder in sys.argv[1:]:
+    path = os.path.join(folder, ".write-probe")
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    except OSError as error:
+        writes[folder] = errno.errorcode[error.errno]
+    else:
+        os.unlink(path)
+        writes[folder] = "ok"
+root = [line.split()[5] for line in open("/proc/self/mountinfo") if line.split()[4] == "/"]
+print(json.dumps({"status": {"1": status(1), "server": status(server[0]),
+                             "self": status("self")}, "writes": writes, "root": root}))
+"""
+# (not /root: uid 1000 may not search it, EACCES before the file system is asked)
+READ_ONLY = ["/", "/usr", "/etc", "/var", "/var/tmp", f"/models/{MODEL_NAME}", "/etc/tfserving"]
+WRITABLE = ["/tmp"]  # the chart's emptyDir; the model volume is read-only for the server
+
+
+def root_image_pod(namespace: str) -> dict:
+    """The stand-in (its user root, as tensorflow/serving's) with runAsNonRoot and no runAsUser:
+    *restricted* admits it; the kubelet must refuse to start it."""
+    return {
+        "metadata": {"name": "root-image", "namespace": namespace},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [
+                {
+                    "name": "root",
+                    "image": "resnet-serving/tfserving-stand-in:2.21.0",
+                    "imagePullPolicy": "Never",
+                    "command": ["/bin/sh", "-c", "id"],
+                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def test_the_runtime_enforces_the_security_contexts_and_the_read_only_root(served):
+    core, namespace, kubeconfig = client.CoreV1Api(served.api), served.namespace, served.kubeconfig
+    pod = one_server_pod(core, namespace)
+    context = {
+        **pod.spec.security_context.to_dict(),
+        **{k: v for k, v in pod.spec.containers[0].security_context.to_dict().items() if v},
+    }
+    uid, gid = context["run_as_user"], context["run_as_group"]
+    assert context["run_as_non_root"] and uid != 0, context
+    out = kubectl(
+        kubeconfig,
+        "-n",
+        namespace,
+        "exec",
+        pod.metadata.name,
+        "-c",
+        SERVER,
+        "--",
+        "python3",
+        "-c",
+        PROBE,
+        *READ_ONLY,
+        *WRITABLE,
+    )
+    found = json.loads(out)
+    print(f"in the server container: {found}")
+    for who, status in found["status"].items():
+        assert status["Uid"] == [str(uid)] * 4, (who, status)
+        assert status["Gid"] == [str(gid)] * 4, (who, status)
+        assert str(context["fs_group"]) in status["Groups"], (who, status)
+        for caps in ("CapEff", "CapPrm", "CapBnd"):
+            assert int(status[caps][0], 16) == 0, (who, caps, status)
+        assert status["NoNewPrivs"] == ["1"], (who, status)
+        assert status["Seccomp"] == ["2"], (who, status)  # a filter: RuntimeDefault
+    assert found["writes"] == {
+        **dict.fromkeys(READ_ONLY, "EROFS"),
+        **dict.fromkeys(WRITABLE, "ok"),
+    }, found["writes"]
+    assert "ro" in found["root"][0].split(","), found["root"]
+
+    core.create_namespaced_pod(namespace, root_image_pod(namespace))
+    refused: list[str] = []
+
+    def refused_to_start() -> bool:
+        (status,) = core.read_namespaced_pod("root-image", namespace).status.container_statuses or [
+            None
+        ]
+        waiting = status and status.state.waiting
+        if waiting and waiting.reason == "CreateContainerConfigError":
+            refused.append(waiting.message)
+        return bool(refused) or bool(status and status.state.terminated)
+
+    wait_for(refused_to_start, 60, "the kubelet to refuse the root image")
+    print(f"root image without runAsUser: {refused}")
+    assert refused and "runAsNonRoot and image will run as root" in refused[0], refused
+    core.delete_namespaced_pod("root-image", namespace, grace_period_seconds=0)
