@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import sys
 import pytest
 
 from tooling import cli
+from tooling.console import EARLY_TF_LOG, stderr_without
 from tooling.errors import UserError
 
 
@@ -26,6 +28,76 @@ def test_missing_rehearsal_binaries_name_the_make_target(tmp_path, monkeypatch, 
 def test_export_refuses_an_unknown_weights_file(tmp_path, capsys):
     assert cli.run(["model", "export", "--out", str(tmp_path), "--weights", "nope.h5"]) == 2
     assert "use --weights imagenet, random" in capsys.readouterr().err
+
+
+IN_A_FRESH_PROCESS = """
+import json, sys
+from tooling import cli
+for argv in json.loads(sys.argv[1]):
+    code = cli.run(argv)
+    print(code, sorted({"tensorflow", "keras", "google.cloud.storage"} & set(sys.modules)))
+"""
+
+
+def refused_in_a_fresh_process(*argvs: list[str]) -> list[str]:
+    """Runs each command line with cli.run in one new process (no TensorFlow loaded yet, and
+    TF_CPP_MIN_LOG_LEVEL as a user has it: unset); asserts each exited 2 having imported no
+    heavy library, and returns the process's stderr lines."""
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run(
+        [sys.executable, "-c", IN_A_FRESH_PROCESS, json.dumps(argvs)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["2 []"] * len(argvs), done.stderr
+    return done.stderr.splitlines()
+
+
+def test_export_checks_its_weights_file_before_importing_tensorflow(tmp_path):
+    """`model export --weights /nonexistent/weights.h5` imported TensorFlow first: 4 s, and its
+    C++ logging above the one-line error."""
+    argv = ["model", "export", "--weights", "/nonexistent/weights.h5", "--out", str(tmp_path)]
+    [line] = refused_in_a_fresh_process(argv)
+    assert line.startswith("resnet-serving: weights file /nonexistent/weights.h5 not found")
+    assert "--weights imagenet, random" in line
+    assert not any(tmp_path.iterdir())
+
+
+def test_commands_that_need_tensorflow_check_their_inputs_before_it(tmp_path):
+    """serve-local, calibrate and model upload also imported TensorFlow (or Cloud Storage) first."""
+    missing = str(tmp_path / "missing" / "image_classifier")
+    notes = tmp_path / "weights.txt"
+    notes.write_text("not weights\n")
+    out = str(tmp_path / "out")
+    cases = {
+        ("model", "export", "--out", out, "--version", "0"): "--version 0: give",
+        ("model", "export", "--out", out, "--weights", str(notes)): "Keras reads .h5",
+        ("model", "export", "--out", str(notes)): f"{notes} is a file, not a folder",
+        ("serve-local",): "give --model_base_path",
+        ("serve-local", "--model_base_path", missing): f"{missing} holds no <version>/",
+        ("calibrate", "--model", missing): f"{missing} holds no <version>/",
+        ("calibrate", "--requests", "0"): "--requests 0: give 1 or more",
+        ("model", "upload", missing, "gs://bucket/models"): f"{missing} holds no <version>/",
+    }
+    lines = refused_in_a_fresh_process(*map(list, cases))
+    assert len(lines) == len(cases), lines
+    for line, said in zip(lines, cases.values(), strict=True):
+        assert line.startswith("resnet-serving: ") and said in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_tensorflow_logging_before_its_log_level_is_read_is_dropped(capfd):
+    """TF_CPP_MIN_LOG_LEVEL=2 does not hide what absl logs while TensorFlow is imported (oneDNN's
+    notice); those INFO and WARNING lines are dropped, the rest of stderr passes."""
+    with stderr_without(EARLY_TF_LOG):
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are ")
+        os.write(2, b"written to STDERR\nI0000 00:00:1796668326.789435    7757 port.cc:153] ")
+        os.write(2, b"oneDNN custom operations are on.\nE0000 00:00:1.5 7757 x.cc:1] kept\n")
+        os.write(2, b"W is not a log line\n")
+    assert capfd.readouterr().err == "E0000 00:00:1.5 7757 x.cc:1] kept\nW is not a log line\n"
 
 
 def test_kind_without_a_container_engine_says_what_to_use(tmp_path, monkeypatch, capsys):

@@ -10,6 +10,7 @@ import pytest
 TOOLING = Path(__file__).resolve().parent.parent / "tooling"
 # Each package, and the packages above it that it must not import.
 ABOVE = {
+    "gke": ("tooling.providers", "tooling.commands", "tooling.tuning", "tooling.up"),
     "fleet": ("tooling.rehearsal", "tooling.providers", "tooling.commands", "tooling.tuning"),
     "report": ("tooling.runs", "tooling.rehearsal", "tooling.providers", "tooling.commands"),
     "runs": ("tooling.rehearsal", "tooling.providers", "tooling.commands", "tooling.tuning"),

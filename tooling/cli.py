@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
@@ -70,8 +69,6 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def main() -> None:
-    # TensorFlow's C++ start-up chatter (CPU features, oneDNN) hides the CLI's own lines.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.exit(run())
 
 

@@ -40,3 +40,15 @@ def pinned_versions() -> dict[str, str]:
             name, value = line.split("=", 1)
             versions[name.strip()] = value.strip()
     return versions
+
+
+def check_writable_folder(flag: str, folder: Path) -> None:
+    """Raises a UserError naming `flag` unless `folder` is, or can be made, a folder this
+    process may write in (its nearest existing part decides)."""
+    existing = next(part for part in (folder, *folder.parents) if part.exists())
+    if not existing.is_dir():
+        raise UserError(f"{flag} {folder}: {existing} is a file, not a folder; give a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(
+            f"{flag} {folder}: {existing} is not writable by you; give a folder you can write in"
+        )

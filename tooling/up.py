@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from tooling.providers.base import ClusterSpec, Provider, RunSpec, Say, UploadsModel
+from tooling.console import Say
+from tooling.providers.base import ClusterSpec, Provider, RunSpec, UploadsModel
 from tooling.providers.existing import tear_down
 from tooling.runs.story import StoryResult, StorySpec, run_story
 

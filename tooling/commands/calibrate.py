@@ -7,7 +7,10 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from tooling.console import say
+from tooling import paths
+from tooling.console import import_tensorflow, say
+from tooling.errors import UserError
+from tooling.model.package import version_dirs
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -27,10 +30,28 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=handle)
 
 
+def check(args: argparse.Namespace) -> None:
+    """The flags, checked before TensorFlow is imported."""
+    if args.requests < 1:
+        raise UserError(f"--requests {args.requests}: give 1 or more")
+    if args.threads < 0:
+        raise UserError(f"--threads {args.threads}: give 0 (all cores) or more")
+    if args.model is not None:
+        version_dirs(args.model)
+    if args.out is not None:
+        if args.out.is_dir():
+            raise UserError(
+                f"--out {args.out} is a folder; give the path of the JSON file to write"
+            )
+        paths.check_writable_folder("--out", args.out.parent)
+
+
 def handle(args: argparse.Namespace) -> int:
     from tooling import calibration
     from tooling.model.export import export_model
 
+    check(args)
+    import_tensorflow()
     with tempfile.TemporaryDirectory() as scratch:
         model = args.model
         if model is None:
@@ -39,7 +60,9 @@ def handle(args: argparse.Namespace) -> int:
             model = Path(scratch) / "image_classifier"
         say(f"calibrate: timing {args.requests} requests at batch 1 and batched …")
         result = calibration.measure(model, requests=args.requests, threads=args.threads)
-    path = calibration.save(result, args.out or calibration.CALIBRATION_FILE)
+    out = args.out or calibration.CALIBRATION_FILE
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = calibration.save(result, out)
     say(
         f"calibrate: ✓ {result.cpu_seconds_per_request:.3f} CPU-s per request at batch 1, "
         f"{result.cpu_seconds_per_image_batched:.3f} per image batched ({result.batch_size}); "

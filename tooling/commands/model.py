@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from tooling.console import say
+from tooling.console import import_tensorflow, say
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -38,8 +38,9 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
 
 def handle_export(args: argparse.Namespace) -> int:
-    from tooling.model.export import export_model
+    from tooling.model.export import check_export, export_model
 
+    check_export(args.out, args.name, args.version, args.weights, args.seed, args.force)
     if args.weights == "random":
         say(
             "model export: using SEEDED RANDOM weights (offline): the server really runs "
@@ -47,6 +48,7 @@ def handle_export(args: argparse.Namespace) -> int:
         )
     say(f"model export: building ResNet101 ({args.weights} weights) …")
     started = time.perf_counter()
+    import_tensorflow()
     version_dir, info = export_model(
         args.out, args.name, args.version, args.weights, args.seed, args.force
     )

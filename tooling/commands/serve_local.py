@@ -4,9 +4,14 @@ on the TF runtime, where no tensorflow/serving container can run. Takes TF Servi
 from __future__ import annotations
 
 import argparse
-import sys
 
-from tooling.serving.flags import HONOURED, add_model_server_flags, refuse_what_is_not_served
+from tooling.console import import_tensorflow, say
+from tooling.serving.flags import (
+    HONOURED,
+    add_model_server_flags,
+    check_model_server_flags,
+    refuse_what_is_not_served,
+)
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -24,8 +29,10 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    refuse_what_is_not_served(args)
+    check_model_server_flags(args)
+    import_tensorflow()
     from tooling.serving.server import serve
 
-    refuse_what_is_not_served(args)
-    serve(args, say=lambda line: print(line, file=sys.stderr, flush=True))
+    serve(args, say=say)
     return 0

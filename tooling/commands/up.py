@@ -145,6 +145,10 @@ def handle_up(args: argparse.Namespace) -> int:
 
     chosen = provider(args.provider)
     cluster, run = cluster_spec(args), run_spec(args, "up-%Y%m%d-%H%M%S", args.down)
+    if args.provider == "gke" and not run.model_uri:
+        from tooling.model.export import check_weights
+
+        check_weights(args.weights)  # before the cluster is made, not after
     if args.prometheus:
         from tooling.providers.gke import with_prometheus
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tooling import paths, releases
+from tooling.console import Say
 from tooling.errors import UserError, cluster_unreachable, one_line
-from tooling.providers.base import Say
 from tooling.runs import scaling_signal
 
 CHART_REPO = "https://kedacore.github.io/charts"

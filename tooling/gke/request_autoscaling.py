@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tooling import releases
+from tooling.console import Say
 from tooling.gke import keda_install, managed_prometheus
 from tooling.gke.keda_install import GMP, KedaChart
 from tooling.names import APP_NAMESPACE, SERVER_NAME
-from tooling.providers.base import RunSpec, Say
 from tooling.runs import scaling_signal
+from tooling.runs.run_spec import RunSpec
 
 
 @dataclass(frozen=True)

@@ -9,16 +9,20 @@ Both return the top-k `classes` (ImageNet ids), `labels` (class names) and `prob
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tooling import paths
-from tooling.errors import UserError
+from tooling.errors import UserError, one_line
 from tooling.model.signatures import SIGNATURE_INPUTS, TOP_K
 
 MODEL_INFO_FILE = "model_info.json"
+WEIGHTS_HINT = "use --weights imagenet, random or the path of a .h5/.weights.h5 file"
+# what keras' Model.load_weights reads (.weights.h5 ends in .h5)
+WEIGHTS_SUFFIXES = (".h5", ".hdf5", ".keras", ".weights.json")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,39 @@ def imagenet_labels() -> list[str]:
     return labels
 
 
+def check_export(out: Path, name: str, version: int, weights: str, seed: int, force: bool) -> None:
+    """The export's inputs, checked in milliseconds, before TensorFlow is imported: each wrong
+    one is a UserError saying what to give instead."""
+    if version < 1:
+        raise UserError(f"--version {version}: give a version number of 1 or more")
+    if not name or name in (".", "..") or "/" in name:
+        raise UserError(f"--name {name!r}: give a model name without '/' (e.g. image_classifier)")
+    if weights == "random" and not 0 <= seed < 2**32:
+        raise UserError(f"--seed {seed}: give a seed from 0 to {2**32 - 1}")
+    check_weights(weights)
+    paths.check_writable_folder("--out", out / name)
+    version_dir = out / name / str(version)
+    if version_dir.exists() and not force:
+        raise UserError(
+            f"{version_dir} already exists; pick another --version or pass --force to replace it"
+        )
+
+
+def check_weights(weights: str) -> None:
+    """--weights: imagenet, random, or a weights file Keras reads, there and readable."""
+    if weights in ("imagenet", "random"):
+        return
+    path = Path(weights)
+    if not path.is_file():
+        raise UserError(f"weights file {path} not found; {WEIGHTS_HINT}")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"weights file {path} is not readable by you; {WEIGHTS_HINT}")
+    if not path.name.endswith(WEIGHTS_SUFFIXES):
+        raise UserError(
+            f"weights file {path}: Keras reads {', '.join(WEIGHTS_SUFFIXES)} files; {WEIGHTS_HINT}"
+        )
+
+
 def build_resnet101(weights: str, seed: int) -> tuple[object, str]:
     """ResNet101 with `imagenet`, `random` (seeded) or a local weights file; returns a note
     saying which weights it really has."""
@@ -60,14 +97,15 @@ def build_resnet101(weights: str, seed: int) -> tuple[object, str]:
                 "without network access use --weights random, or --weights PATH to a .h5 file"
             ) from error
         return model, "ImageNet weights (keras.applications)"
-    path = Path(weights)
-    if not path.is_file():
-        raise UserError(
-            f"weights file {path} not found; "
-            "use --weights imagenet, random or the path of a .h5/.weights.h5 file"
-        )
+    path = Path(weights)  # checked by check_export
     model = keras.applications.ResNet101(weights=None)
-    model.load_weights(path)
+    try:
+        model.load_weights(path)
+    except (OSError, ValueError) as error:
+        raise UserError(
+            f"weights file {path} does not fit ResNet101 ({one_line(error, 200)}); give weights "
+            "saved from keras.applications.ResNet101, or use --weights imagenet or random"
+        ) from error
     return model, f"weights from {path.name}"
 
 
@@ -106,15 +144,12 @@ def export_model(
     force: bool = False,
 ) -> tuple[Path, ModelInfo]:
     """Writes DIR/<name>/<version>/ (saved_model.pb, variables/, assets.extra/) and returns it."""
+    check_export(out, name, version, weights, seed, force)
     import tensorflow as tf
 
     from tooling.model.warmup import write_warmup_requests
 
     version_dir = out / name / str(version)
-    if version_dir.exists() and not force:
-        raise UserError(
-            f"{version_dir} already exists; pick another --version or pass --force to replace it"
-        )
     model, note = build_resnet101(weights, seed)
     functions = serving_functions(model)
     module = tf.Module()

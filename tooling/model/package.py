@@ -6,6 +6,7 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
+from tooling import paths
 from tooling.errors import UserError
 
 
@@ -35,8 +36,11 @@ def package(model_dir: Path, out: Path) -> Path:
     """Writes a .tar.gz of the version directories (what the chart's fetch-model expects)."""
     if not out.name.endswith((".tar.gz", ".tgz")):
         raise UserError(f"{out}: name the tarball *.tar.gz or *.tgz")
+    versions = version_dirs(model_dir)
+    paths.check_writable_folder("--out", out.parent)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(out, "w:gz") as tar:
-        for version in version_dirs(model_dir):
+        for version in versions:
             tar.add(version, arcname=version.name)
     return out
 
@@ -45,16 +49,13 @@ def upload(
     model_dir: Path, uri: str, progress: Callable[[str], None] = print, client: object = None
 ) -> list[str]:
     """Copies the version directories to gs://BUCKET/PATH/<version>/…; returns the object names."""
-    if not uri.startswith("gs://") or len(uri) <= len("gs://"):
-        raise UserError(f"{uri}: give a gs://BUCKET/PATH destination")
     bucket_name, _, prefix = uri.removeprefix("gs://").partition("/")
-    if client is None:
-        from google.cloud import storage
-
-        client = storage.Client()
-    bucket = client.bucket(bucket_name)
+    if not uri.startswith("gs://") or not bucket_name:
+        raise UserError(f"{uri}: give a gs://BUCKET/PATH destination")
+    versions = version_dirs(model_dir)
+    bucket = (client if client is not None else storage_client()).bucket(bucket_name)
     names = []
-    for version in version_dirs(model_dir):
+    for version in versions:
         for path in sorted(p for p in version.rglob("*") if p.is_file()):
             name = "/".join(
                 part
@@ -65,3 +66,17 @@ def upload(
             bucket.blob(name).upload_from_filename(str(path))
             names.append(name)
     return names
+
+
+def storage_client() -> object:
+    """A Cloud Storage client with Application Default Credentials."""
+    import google.auth.exceptions
+    from google.cloud import storage
+
+    try:
+        return storage.Client()
+    except google.auth.exceptions.DefaultCredentialsError as error:
+        raise UserError(
+            "no Google credentials found: run `gcloud auth application-default login` (or set "
+            "GOOGLE_APPLICATION_CREDENTIALS to a key file) and try again"
+        ) from error

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import tarfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from kubernetes import client, utils
 from kubernetes.client.rest import ApiException
 
 from tooling import paths
+from tooling.console import Say
 from tooling.errors import UserError
 from tooling.kube import api_client
 from tooling.node import cluster_dns, kube_proxy, model_store
@@ -29,7 +29,6 @@ from tooling.rehearsal import components
 from tooling.rehearsal.cluster import create_cluster, delete_cluster
 from tooling.rehearsal.profiles import PROFILES, Profile
 
-Say = Callable[[str], None]
 # The local images (hack/images), in the order a chart's pods first need them.
 IMAGES = ("pause", "fetcher", "tfserving-stand-in", "locust")
 # Every node cluster's containerd keeps its images in one folder of the cache (one node cluster

@@ -6,14 +6,13 @@ checked with isinstance."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
 
+from tooling.console import Say
 from tooling.runs.run_spec import LoadSpec, RunSpec
 from tooling.runs.story import StoryTarget
 
-Say = Callable[[str], None]
 DEFAULT_KUBECONFIG = Path("runs/cluster/kubeconfig")
 
 __all__ = [
@@ -23,7 +22,6 @@ __all__ = [
     "PlansResources",
     "Provider",
     "RunSpec",
-    "Say",
     "UploadsModel",
 ]
 

@@ -8,8 +8,9 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 from tooling import releases
+from tooling.console import Say
 from tooling.names import APP_NAMESPACE, LOAD_RELEASE, RELEASE
-from tooling.providers.base import ClusterSpec, Provider, RunSpec, Say, UploadsModel
+from tooling.providers.base import ClusterSpec, Provider, RunSpec, UploadsModel
 from tooling.runs.existing_cluster import existing_cluster_target
 from tooling.runs.story import StoryTarget
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tooling.console import Say, import_tensorflow
 from tooling.errors import UserError
 from tooling.gke.bucket import READER_ROLE
 from tooling.gke.cluster_request import GkeClusterSpec
@@ -22,7 +23,7 @@ from tooling.gke.clusters import GkeClusters
 from tooling.gke.keda_install import GMP
 from tooling.gke.request_autoscaling import KedaSetup, keda_setup
 from tooling.names import APP_NAMESPACE, LOAD_RELEASE, MODEL_NAME, RELEASE, SERVER_NAME, SERVER_URL
-from tooling.providers.base import ClusterSpec, RunSpec, Say
+from tooling.providers.base import ClusterSpec, RunSpec
 from tooling.providers.existing import tear_down
 from tooling.runs.existing_cluster import existing_cluster_target
 from tooling.runs.story import StoryTarget
@@ -90,6 +91,7 @@ def upload_model(cluster: GkeProviderSpec, run: RunSpec, say: Say) -> str:
     model_dir = run.run_dir.parent / "model" / MODEL_NAME
     if not (model_dir / "1" / "saved_model.pb").is_file():
         say(f"up: exporting ResNet101 ({cluster.weights} weights) …")
+        import_tensorflow()
         export_model(model_dir.parent, MODEL_NAME, 1, cluster.weights)
     request = cluster.request
     client = storage.Client(project=request.project)

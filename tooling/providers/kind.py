@@ -6,9 +6,10 @@ import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from tooling.console import Say
 from tooling.errors import UserError
 from tooling.kind import create_kind_cluster, delete_kind_cluster, write_kind_kubeconfig
-from tooling.providers.base import RunSpec, Say
+from tooling.providers.base import RunSpec
 from tooling.providers.existing import real_cluster_target
 from tooling.runs.story import StoryTarget
 

@@ -20,11 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tooling import paths, releases
+from tooling.console import Say
 from tooling.errors import UserError
 from tooling.node import daemon
 from tooling.node.model_store import MODEL_STORE_URI
 from tooling.node.node_cluster import NodeCluster, NodeClusterSpec
-from tooling.providers.base import RunSpec, Say
+from tooling.providers.base import RunSpec
 from tooling.providers.existing import tear_down
 from tooling.rehearsal.cluster import kwokctl, running_clusters
 from tooling.runs.existing_cluster import existing_cluster_target

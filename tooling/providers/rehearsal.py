@@ -7,8 +7,9 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from tooling.console import Say
 from tooling.errors import UserError
-from tooling.providers.base import RunSpec, Say
+from tooling.providers.base import RunSpec
 from tooling.rehearsal.cluster import delete_cluster, kwokctl, running_clusters
 from tooling.rehearsal.rehearse import RehearsalClusterSpec, rehearsal_target, start_cluster
 from tooling.runs.story import StoryTarget

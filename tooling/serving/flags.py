@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tooling.errors import UserError
+from tooling.model.package import version_dirs
 
 
 def _bool(text: str) -> bool:
@@ -74,6 +75,26 @@ def refuse_what_is_not_served(args: argparse.Namespace) -> None:
                 f"{flag}={value}: serve-local loads the model's versions once and never polls "
                 f"for new ones; use {flag}=0 (what the chart passes), or TF Serving itself"
             )
+
+
+FILE_FLAGS = ("--model_config_file", "--batching_parameters_file", "--monitoring_config_file")
+
+
+def check_model_server_flags(args: argparse.Namespace) -> None:
+    """What can be checked before TensorFlow is imported: the files the flags name, the ports,
+    a model to serve, and --model_base_path's version directories."""
+    for flag in FILE_FLAGS:
+        path = getattr(args, flag.removeprefix("--"))
+        if path is not None and not path.is_file():
+            raise UserError(f"{flag} {path}: no such file; give the text proto's path")
+    for flag in ("--port", "--rest_api_port"):
+        port = getattr(args, flag.removeprefix("--"))
+        if not 0 <= port <= 65535:
+            raise UserError(f"{flag} {port}: give a port from 0 to 65535")
+    if args.model_config_file is None:
+        if not args.model_base_path:
+            raise UserError("give --model_base_path (with --model_name) or --model_config_file")
+        version_dirs(args.model_base_path)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tooling.errors import UserError, one_line
 from tooling.model.package import version_dirs
 from tooling.serving.errors import ServingError, from_tensorflow
 
@@ -36,7 +37,13 @@ class Servable:
 
         version = latest_version(base_path)
         path = base_path / str(version)
-        loaded = tf.saved_model.load(str(path))
+        try:
+            loaded = tf.saved_model.load(str(path))
+        except (OSError, ValueError, tf.errors.OpError) as error:
+            raise UserError(
+                f"{path} is not a SavedModel TensorFlow can load ({one_line(error, 200)}); "
+                "export one: `resnet-serving model export --out DIR`"
+            ) from error
         proto = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
         defs = proto.meta_graphs[0].signature_def
         signatures = {key: loaded.signatures[key] for key in defs if key in loaded.signatures}
