@@ -2,12 +2,15 @@
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: setup setup-rehearsal test test-fast check lint demo proof capacity bench clean
+.PHONY: setup setup-demo setup-rehearsal test test-fast check lint demo proof capacity bench clean
 
-setup:  ## Python environment and pinned tools (a quick no-op when present)
+setup:  ## Python environment and the chart tools (a quick no-op when present)
 	@bash hack/setup.sh
 
-setup-rehearsal: setup  ## also the rehearsal cluster's binaries (Kubernetes, etcd, kwok, metrics-server)
+setup-demo:  ## only what `make demo` runs: Python, helm, the rehearsal's binaries, the Cluster Autoscaler
+	@bash hack/setup.sh --demo
+
+setup-rehearsal: setup  ## also the rehearsal's binaries, the Cluster Autoscaler, Prometheus and KEDA
 	@bash hack/install-tools.sh --rehearsal
 
 .PHONY: setup-node
@@ -25,12 +28,12 @@ docs:  ## the charts' README.md from README.md.gotmpl and values.yaml (helm-docs
 test: setup-node lint  ## the default suite: lint, charts, model, serving, load, rehearsal e2e, real pods on the node (as root)
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
-test-fast: setup lint  ## the fast tier (under 3 min): lint and every test not marked slow (no cluster, server, Locust or TensorFlow)
+test-fast: setup lint  ## the fast tier: lint and every test not marked slow (no cluster, server, Locust or TensorFlow)
 	.venv/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 check: test-fast  ## the same as test-fast
 
-demo: setup-rehearsal  ## the main job: the local rehearsal (fast profile); see `resnet-serving rehearse --help`
+demo: setup-demo  ## the main job: the local rehearsal (fast profile); see `resnet-serving rehearse --help`
 	.venv/bin/resnet-serving rehearse
 
 # The README's proof: the lab's values, ci/responsive-values.yaml (CPU, scaled sooner and faster)

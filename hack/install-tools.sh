@@ -2,7 +2,11 @@
 # Builds the pinned CLI tools from the Go module proxy into a per-user cache keyed by version,
 # then links them into .tools/bin. A second run with everything present is a quick no-op.
 # Independent modules build side by side (go's output in the cache's NAME-VERSION.log).
+#   install-tools.sh              the chart tools: helm v4 and v3, kubeconform, ct, helm-docs, kind
+#   install-tools.sh --demo       helm v4 and the rehearsal's binaries: what `make demo` runs
+#   install-tools.sh --rehearsal  the chart tools, the rehearsal's binaries, Prometheus and KEDA
 set -euo pipefail
+mode="${1:-}"
 
 # shellcheck source=build-lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/build-lib.sh"
@@ -25,6 +29,7 @@ pids=()
 build helm "$HELM_VERSION" go_install helm helm.sh/helm/v4/cmd/helm "$HELM_VERSION" \
   "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" &
 pids+=($!)
+if [[ "$mode" != "--demo" ]]; then
 kube_major="${HELM3_KUBE_VERSION%%.*}" kube_minor="${HELM3_KUBE_VERSION#*.}"
 helm3_ldflags="-X helm.sh/helm/v3/internal/version.version=$HELM3_VERSION"
 for package in pkg/lint/rules pkg/chartutil; do
@@ -47,6 +52,7 @@ pids+=($!)
     "-X sigs.k8s.io/kind/pkg/cmd/kind/version.gitCommit=$KIND_VERSION"
 } &
 pids+=($!)
+fi
 # metrics-server's RBAC/APIService/Deployment manifests, from its module (source only, no
 # build): kwokctl applies them in the rehearsal, `cluster create --provider kind` on kind.
 manifests="$cache/metrics-server-manifests-$METRICS_SERVER_VERSION"
@@ -56,10 +62,15 @@ if [[ ! -f "$manifests/kustomization.yaml" ]]; then
   rm -rf "$manifests" && cp -r "$module/manifests/base" "$manifests" && chmod -R u+w "$manifests"
 fi
 ln -sfn "$manifests" "$root/.tools/metrics-server-manifests"
-wait_all "${pids[@]}"
-ln -sfn "$cache/ct-$CHART_TESTING_VERSION/etc" "$root/.tools/ct"
+if [[ "$mode" != "--demo" ]]; then
+  wait_all "${pids[@]}"
+  ln -sfn "$cache/ct-$CHART_TESTING_VERSION/etc" "$root/.tools/ct"
+  helm_pids=()
+else
+  helm_pids=("${pids[@]}")  # helm builds beside the rehearsal's binaries
+fi
 
-[[ "${1:-}" == "--rehearsal" ]] || exit 0
+[[ "$mode" == "--rehearsal" || "$mode" == "--demo" ]] || exit 0
 
 # The control plane: one wrapper module of k8s.io/kubernetes (build-lib.sh).
 build_kubernetes() {
@@ -107,11 +118,12 @@ pids=($!)
   build metrics-server "$METRICS_SERVER_VERSION" build_metrics_server
   # The Cluster Autoscaler, where its source can be had (else the rehearsal's stand-in).
   bash "$root/hack/install-cluster-autoscaler.sh"
-  # Prometheus and KEDA for the request-driven autoscaling mode (where the proxy serves them).
-  bash "$root/hack/install-request-autoscaling.sh"
+  # Prometheus and KEDA for the request-driven autoscaling mode (where the proxy serves them);
+  # `make demo` runs the lab's CPU signal and needs neither.
+  [[ "$mode" == "--demo" ]] || bash "$root/hack/install-request-autoscaling.sh"
 } &
 pids+=($!)
-wait_all "${pids[@]}"
+wait_all "${pids[@]}" "${helm_pids[@]}"
 for command in kube-controller-manager kube-scheduler kubectl; do
   ln -sfn "$cache/kube-apiserver-$KUBERNETES_VERSION/$command" "$bin/$command"
 done

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make setup`: the Python environment and the pinned CLI tools, on a fresh machine or clone.
+# `make setup`: the Python environment and the pinned CLI tools, on a fresh machine or clone
+# (`--demo`: only the tools `make demo` runs, hack/install-tools.sh).
 #
 # The dependencies live in a per-user cached virtualenv keyed by the hash of pyproject.toml
 # (built once, reused by every clone, CI's included); each clone's .venv is a thin venv that
@@ -60,7 +61,7 @@ for script in "$base"/bin/*; do
   chmod +x ".venv/bin/$name"
 done
 
-bash hack/install-tools.sh
+bash hack/install-tools.sh "$@"  # --demo: only what `make demo` runs
 # Python CLIs that chart-testing calls, next to the Go tools.
 for tool in yamllint yamale; do ln -sfn "$base/bin/$tool" .tools/bin/$tool; done
 echo "setup complete: .venv (Python), .tools/bin ($(ls .tools/bin | tr '\n' ' '))"
