@@ -18,27 +18,42 @@ from conftest import RESNET_CHART, one_of, render
 from pod_security import restricted_violations
 from test_fetch_model import MODEL_FILES, run_fetch, saved_model_tarball
 
-from tooling.node.model_store import issue_server_certificate
+from tooling.certificates import issue_certificate
 from tooling.node.model_store_server import tls_server
 
 HTTPS = {"model": {"source": {"uri": "https://models.example.com/m/image_classifier.tar.gz"}}}
 BUNDLE = {"configMap": "kube-root-ca.crt", "key": "ca.crt"}
 
 
-def make_ca(folder: Path, name: str = "test-ca", serial: int | None = None) -> tuple[Path, Path]:
-    """A private CA (openssl, RSA as kwokctl's; kwokctl's has serial 0): FOLDER/NAME.crt and
-    NAME.key."""
-    cert, key = folder / f"{name}.crt", folder / f"{name}.key"
-    subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
-            *("-keyout", str(key), "-out", str(cert), "-subj", f"/CN={name}"),
-            *("-addext", "basicConstraints=critical,CA:TRUE"),
-            *("-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"),
-            *(("-set_serial", str(serial)) if serial is not None else ()),
-        ],
-        check=True,
-        capture_output=True,
+KWOKCTL_CA_CONFIG = """\
+[req]
+distinguished_name = subject
+[subject]
+[kwokctl_ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,digitalSignature,keyEncipherment,keyCertSign
+subjectKeyIdentifier = hash
+"""
+
+
+def make_ca(folder: Path, name: str = "test-ca") -> tuple[Path, Path]:
+    """A private CA made as kwokctl makes a cluster's (kwok v0.8.0's pkg/kwokctl/pki): RSA 2048,
+    its key in PKCS#1 PEM (`RSA PRIVATE KEY`, no passphrase), serial 0 (which RFC 5280
+    disallows), key usages digitalSignature, keyEncipherment and keyCertSign, a subject key
+    identifier; made with openssl as FOLDER/NAME.crt and NAME.key."""
+    cert, key, config = folder / f"{name}.crt", folder / f"{name}.key", folder / f"{name}.cnf"
+    config.write_text(KWOKCTL_CA_CONFIG)
+
+    def openssl(*args: str | Path, given: bytes | None = None) -> bytes:
+        command = ["openssl", *map(str, args)]
+        return subprocess.run(command, input=given, check=True, capture_output=True).stdout
+
+    pkcs8 = openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048")
+    openssl("pkey", "-traditional", "-out", key, given=pkcs8)
+    openssl(
+        *("req", "-new", "-x509", "-key", key, "-subj", f"/CN={name}", "-days", "1"),
+        *("-set_serial", "0", "-sha256", "-config", config, "-extensions", "kwokctl_ca"),
+        *("-out", cert),
     )
     return cert, key
 
@@ -117,7 +132,7 @@ def private_ca_store(tmp_path_factory) -> Iterator[tuple[str, Path, Path]]:
     ca_cert, ca_key = make_ca(folder)
     other_ca, _ = make_ca(folder, "other-ca")
     cert, key = folder / "server.crt", folder / "server.key"
-    issue_server_certificate(ca_cert, ca_key, cert, key, ("localhost",), ("127.0.0.1",))
+    issue_certificate(ca_cert, ca_key, cert, key, ("localhost",), ("127.0.0.1",))
     tarball = folder / "model.tar.gz"
     tarball.write_bytes(saved_model_tarball(MODEL_FILES))
     server = tls_server("127.0.0.1", 0, cert, key, tarball, "/resnet101.tar.gz")

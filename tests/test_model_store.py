@@ -3,13 +3,16 @@ process at NODE_ADDRESS:8443; that part is the node provider's integration test)
 certificate verifies against the CA that signed it for the Service's names, GET returns the
 tarball's bytes, HEAD its size, any other path 404, every request is logged, and a stopped
 store leaves nothing. Its Service and EndpointSlice are valid Kubernetes and point at it, and
-the tarball is exported once per content of tooling/model/*.py."""
+the tarball is exported once per content of tooling/model/*.py. The one certificate maker
+(tooling/certificates.py) is tested here for both its callers: this store under a CA like
+kwokctl's, and KEDA's processes under a CA it makes."""
 
 from __future__ import annotations
 
 import contextlib
 import http.client
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -22,13 +25,12 @@ import helm_cli as helm
 import kubernetes_validate
 import pytest
 from conftest import LOCUST_CHART, RESNET_CHART, one_of, render
-from cryptography import x509
 from pod_security import pod_spec_of
 from test_model_ca_bundle import make_ca
 
-from tooling import paths
+from tooling import certificates, paths
 from tooling.errors import UserError
-from tooling.node import model_store
+from tooling.node import model_export, model_store
 from tooling.node.model_store import (
     DNS_NAMES,
     MODEL_STORE_URI,
@@ -59,10 +61,9 @@ def store(ca, tmp_path_factory) -> Iterator[ModelStore]:
 @pytest.mark.parametrize("name", DNS_NAMES[:2])
 def test_the_certificate_verifies_for_the_services_names_with_the_cluster_ca(store, ca, name):
     connection = connection_for(store, ca[0], name)
-    peer = x509.load_der_x509_certificate(connection.sock.getpeercert(binary_form=True))
-    sans = peer.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert set(DNS_NAMES) <= set(sans.get_values_for_type(x509.DNSName))
-    assert peer.issuer.rfc4514_string() == "CN=cluster-ca"
+    peer = connection.sock.getpeercert()  # verified: its fields parsed
+    assert set(DNS_NAMES) <= {value for kind, value in peer["subjectAltName"] if kind == "DNS"}
+    assert peer["issuer"] == ((("commonName", "cluster-ca"),),)
     connection.close()
 
 
@@ -84,43 +85,80 @@ def test_another_name_or_another_ca_is_refused(store, ca, tmp_path):
         connection_for(store, other, DNS_NAMES[0])
 
 
-@pytest.mark.parametrize("serial", [None, 0], ids=["ca", "serial-0-ca-as-kwokctls"])
-@pytest.mark.parametrize("tool", ["cryptography", "openssl"])
-def test_either_tool_issues_a_certificate_openssl_verifies_for_the_services_names(
-    tool, serial, tmp_path
-):
-    ca_cert, ca_key = make_ca(tmp_path, "cluster-ca", serial)
-    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
-    model_store.issue_server_certificate(ca_cert, ca_key, cert, key, ips=("10.233.0.2",), tool=tool)
-    assert key.stat().st_mode & 0o777 == 0o600
-    for name in DNS_NAMES[:2]:
-        verified = subprocess.run(
-            [
-                "openssl",
-                "verify",
-                "-CAfile",
-                ca_cert,
-                "-purpose",
-                "sslserver",
-                "-verify_hostname",
-                name,
-                cert,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert verified.returncode == 0, verified.stderr
-    wrong = subprocess.run(
-        ["openssl", "verify", "-CAfile", ca_cert, "-verify_hostname", "elsewhere", cert],
+# The one certificate maker, for each caller: the model store (signed by kwokctl's CA, for the
+# Service's names and the node's address, server auth) and KEDA's processes (a CA made here,
+# loopback and a Service name, server and client auth).
+CALLERS = {
+    "model-store-kwokctl-ca": (DNS_NAMES, ("10.233.0.2",), (certificates.SERVER_AUTH,)),
+    "keda-own-ca": (
+        ("keda-operator.keda.svc",),
+        ("127.0.0.1",),
+        (certificates.SERVER_AUTH, certificates.CLIENT_AUTH),
+    ),
+}
+
+
+def openssl_verify(ca_cert: Path, cert: Path, *checks: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["openssl", "verify", "-CAfile", str(ca_cert), *checks, str(cert)],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert wrong.returncode != 0
-    peer = x509.load_pem_x509_certificate(cert.read_bytes())
-    sans = peer.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["10.233.0.2"]
+
+
+@pytest.mark.parametrize("caller", sorted(CALLERS))
+def test_the_maker_issues_what_each_caller_asks_for_and_openssl_verifies_it(caller, tmp_path):
+    dns_names, ips, usages = CALLERS[caller]
+    if caller.startswith("model-store"):
+        ca_cert, ca_key = make_ca(tmp_path, "cluster-ca")  # RSA, PKCS#1, serial 0
+    else:
+        ca_cert, ca_key = tmp_path / "ca.crt", tmp_path / "ca.key"
+        certificates.make_ca(ca_cert, ca_key, "own CA")
+        assert ca_key.stat().st_mode & 0o777 == 0o600
+    cert, key = tmp_path / "leaf.crt", tmp_path / "leaf.key"
+    certificates.issue_certificate(ca_cert, ca_key, cert, key, dns_names, ips, usages)
+    assert key.stat().st_mode & 0o777 == 0o600
+    for name in dns_names:
+        verified = openssl_verify(ca_cert, cert, "-purpose", "sslserver", "-verify_hostname", name)
+        assert verified.returncode == 0, verified.stderr
+    for ip in ips:
+        verified = openssl_verify(ca_cert, cert, "-purpose", "sslserver", "-verify_ip", ip)
+        assert verified.returncode == 0, verified.stderr
+    as_client = openssl_verify(ca_cert, cert, "-purpose", "sslclient")
+    assert (as_client.returncode == 0) is (certificates.CLIENT_AUTH in usages), as_client.stdout
+    assert openssl_verify(ca_cert, cert, "-verify_hostname", "elsewhere").returncode != 0
+    sans = subprocess.run(
+        ["openssl", "x509", "-in", cert, "-noout", "-ext", "subjectAltName"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()[1]
+    expected = [*(f"DNS:{name}" for name in dns_names), *(f"IP Address:{ip}" for ip in ips)]
+    assert sans.strip().split(", ") == expected
+
+
+def test_a_key_is_made_anew_with_mode_0600_over_a_file_others_could_read(tmp_path):
+    ca_cert, ca_key = tmp_path / "ca.crt", tmp_path / "ca.key"
+    ca_key.write_text("an old key\n")
+    ca_key.chmod(0o644)
+    certificates.make_ca(ca_cert, ca_key, "own CA")
+    assert ca_key.stat().st_mode & 0o777 == 0o600
+    assert "an old key" not in ca_key.read_text()
+
+
+def test_the_maker_fails_in_one_line_naming_the_file_or_the_missing_openssl(tmp_path, monkeypatch):
+    ca_cert, ca_key = tmp_path / "ca.crt", tmp_path / "ca.key"
+    certificates.make_ca(ca_cert, ca_key, "own CA")
+    ca_key.write_text("not a key\n")
+    cert = tmp_path / "leaf.crt"
+    said = f"openssl x509 failed making {re.escape(str(cert))}: "
+    with pytest.raises(UserError, match=said) as failure:
+        certificates.issue_certificate(ca_cert, ca_key, cert, tmp_path / "leaf.key", ["a"])
+    assert "\n" not in str(failure.value)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(UserError, match=r"no openssl to make \S+/ca\.key: install it"):
+        certificates.make_ca(ca_cert, ca_key, "own CA")
 
 
 def request(store: ModelStore, ca_cert: Path, method: str, path: str) -> tuple[int, dict, bytes]:
@@ -234,19 +272,19 @@ def test_the_cache_key_follows_the_model_sources(tmp_path, monkeypatch):
     sources = tmp_path / "model"
     sources.mkdir()
     (sources / "export.py").write_text("a = 1\n")
-    monkeypatch.setattr(model_store, "MODEL_SOURCES", sources)
-    first = model_store.model_sources_hash()
+    monkeypatch.setattr(model_export, "MODEL_SOURCES", sources)
+    first = model_export.model_sources_hash()
     (sources / "notes.txt").write_text("not a source")
-    assert model_store.model_sources_hash() == first
+    assert model_export.model_sources_hash() == first
     (sources / "export.py").write_text("a = 2\n")
-    assert model_store.model_sources_hash() != first
+    assert model_export.model_sources_hash() != first
 
 
 def test_a_cached_tarball_is_not_exported_again(tmp_path, monkeypatch):
-    cached = tmp_path / f"resnet101-{model_store.model_sources_hash()}.tar.gz"
+    cached = tmp_path / f"resnet101-{model_export.model_sources_hash()}.tar.gz"
     cached.write_bytes(b"cached")
-    monkeypatch.setattr(model_store.subprocess, "run", None)  # an export would fail here
-    assert model_store.model_tarball(tmp_path) == cached
+    monkeypatch.setattr(model_export.subprocess, "run", None)  # an export would fail here
+    assert model_export.model_tarball(tmp_path) == cached
 
 
 @pytest.mark.slow
@@ -254,7 +292,7 @@ def test_the_tarball_is_the_packaged_model_exported_once(tmp_path):
     """A real export (TensorFlow, ResNet101, seeded random weights) into the per-user cache
     the node provider uses, unless it is there already; then it is not exported again."""
     said: list[str] = []
-    tarball = model_store.model_tarball(progress=said.append)
+    tarball = model_export.model_tarball(progress=said.append)
     with tarfile.open(tarball) as tar:
         names = tar.getnames()
     assert "1/saved_model.pb" in names
@@ -262,7 +300,7 @@ def test_the_tarball_is_the_packaged_model_exported_once(tmp_path):
     assert "1/assets.extra/tf_serving_warmup_requests" in names
     again: list[str] = []
     started = time.monotonic()
-    assert model_store.model_tarball(progress=again.append) == tarball
+    assert model_export.model_tarball(progress=again.append) == tarball
     assert again == [] and time.monotonic() - started < 1
 
 

@@ -2,35 +2,26 @@
 the node's network namespace, with a certificate the cluster's CA signs, so pods fetch it with
 the chart's `model.source.caBundle` set to `kube-root-ca.crt`.
 
-- `model_tarball()`: `resnet-serving model export` (seeded random weights, offline) and
-  `model package`, once per content of tooling/model/*.py, kept in the per-user cache.
-- `issue_server_certificate()`: a server certificate for the store's Service names, signed by
-  the CA (kwokctl's pki/ca.crt and ca.key), made with `cryptography`, else the openssl CLI.
-- `ModelStore`: `model_store_server` as a process in the node's netns, on NODE_ADDRESS:PORT.
+- `ModelStore`: `model_store_server` as a process in the node's netns, on NODE_ADDRESS:PORT,
+  with a server certificate for the Service's names that the CA (kwokctl's pki/ca.crt and
+  ca.key) signs (`tooling.certificates`).
 - `model_store_objects()`: its Namespace, a selectorless Service and the EndpointSlice to the
   node's address, so kube-proxy takes pods to MODEL_STORE_URI.
+
+The tarball it serves: `tooling.node.model_export`.
 """
 
 from __future__ import annotations
 
-import datetime
-import hashlib
-import importlib.util
-import ipaddress
-import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 
-from tooling import paths
+from tooling import certificates, paths
 from tooling.errors import UserError
 from tooling.node import containerd
 from tooling.node.model_store_server import READY_LINE
@@ -48,182 +39,8 @@ DNS_NAMES = (
     SERVICE,
 )
 MODEL_STORE_URI = f"https://{DNS_NAMES[0]}:{PORT}{URL_PATH}"
-MODEL_SOURCES = paths.REPO_ROOT / "tooling" / "model"
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
-EXPORT_TIMEOUT_SECONDS = 1800.0
-CERTIFICATE_DAYS = 30
-
-
-def model_sources_hash() -> str:
-    """A hash of tooling/model/*.py (names and contents): the tarball's cache key."""
-    digest = hashlib.sha256()
-    for source in sorted(MODEL_SOURCES.glob("*.py")):
-        digest.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
-
-
-def model_tarball(cache: Path | None = None, progress: Callable[[str], None] = print) -> Path:
-    """The packaged model (image_classifier, version 1, seeded random weights), exported and
-    packaged by the CLI in a subprocess the first time for these model sources, then cached
-    as CACHE/resnet101-HASH.tar.gz (older ones removed)."""
-    cache = cache or containerd.cache_dir() / "model-store"
-    tarball = cache / f"resnet101-{model_sources_hash()}.tar.gz"
-    if tarball.is_file():
-        return tarball
-    cache.mkdir(parents=True, exist_ok=True)
-    cli = [sys.executable, "-m", "tooling.cli", "model"]
-    progress(f"model store: exporting and packaging ResNet101 into {tarball} (once) …")
-    with tempfile.TemporaryDirectory(dir=cache) as scratch:
-        steps = [
-            [*cli, "export", "--out", f"{scratch}/models", "--weights", "random", "--seed", "0"],
-            [*cli, "package", f"{scratch}/models/image_classifier", "--out", f"{scratch}/m.tar.gz"],
-        ]
-        for step in steps:
-            result = subprocess.run(
-                step,
-                cwd=paths.REPO_ROOT,
-                capture_output=True,
-                text=True,
-                timeout=EXPORT_TIMEOUT_SECONDS,
-                check=False,
-            )
-            if result.returncode != 0:
-                tail = (result.stderr or result.stdout).strip().splitlines()[-1:]
-                raise UserError(f"model store: `{' '.join(step[2:5])}` failed: {tail}")
-        os.replace(f"{scratch}/m.tar.gz", tarball)
-    for old in cache.glob("resnet101-*.tar.gz"):
-        if old != tarball:
-            old.unlink()
-    return tarball
-
-
-def issue_server_certificate(
-    ca_cert: Path,
-    ca_key: Path,
-    cert_out: Path,
-    key_out: Path,
-    dns_names: tuple[str, ...] = DNS_NAMES,
-    ips: tuple[str, ...] = (),
-    tool: str | None = None,
-) -> None:
-    """Writes a server certificate for `dns_names` and `ips` signed by the CA, and its key
-    (P-256, mode 0600): with `cryptography` when the venv has it and it reads the CA, else
-    with the openssl CLI (`tool` forces one)."""
-    tool = tool or ("cryptography" if importlib.util.find_spec("cryptography") else "openssl")
-    key_out.touch(mode=0o600)
-    if tool == "cryptography":
-        try:
-            cert_out.write_bytes(_sign_with_cryptography(ca_cert, ca_key, key_out, dns_names, ips))
-            return
-        except ValueError:  # a CA it refuses (kwokctl's has serial 0): openssl takes it
-            pass
-    _sign_with_openssl(ca_cert, ca_key, cert_out, key_out, dns_names, ips)
-
-
-def _sign_with_cryptography(
-    ca_cert: Path, ca_key: Path, key_out: Path, dns_names: tuple[str, ...], ips: tuple[str, ...]
-) -> bytes:
-    """The PEM certificate; writes its new key to `key_out`."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.utils import CryptographyDeprecationWarning
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    with warnings.catch_warnings():  # kwokctl's CA has serial 0, which RFC 5280 disallows
-        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        authority = x509.load_pem_x509_certificate(ca_cert.read_bytes())
-    signer = serialization.load_pem_private_key(ca_key.read_bytes(), password=None)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    names = [x509.DNSName(name) for name in dns_names]
-    names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0])]))
-        .issuer_name(authority.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=CERTIFICATE_DAYS))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    )
-    try:  # the issuer's own identifier, whichever hash it was made with
-        issuer_id = authority.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_id),
-            critical=False,
-        )
-    except x509.ExtensionNotFound:
-        pass
-    certificate = builder.sign(signer, hashes.SHA256())  # type: ignore[arg-type]
-    key_out.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM)
-
-
-def _sign_with_openssl(
-    ca_cert: Path,
-    ca_key: Path,
-    cert_out: Path,
-    key_out: Path,
-    dns_names: tuple[str, ...],
-    ips: tuple[str, ...],
-) -> None:
-    """The same certificate and key with the openssl CLI."""
-    sans = ",".join([*(f"DNS:{name}" for name in dns_names), *(f"IP:{ip}" for ip in ips)])
-    extensions = (
-        "basicConstraints=critical,CA:FALSE\n"
-        "keyUsage=critical,digitalSignature\n"
-        "extendedKeyUsage=serverAuth\n"
-        f"subjectAltName={sans}\n"
-        "subjectKeyIdentifier=hash\n"
-        "authorityKeyIdentifier=keyid\n"
-    )
-    with tempfile.TemporaryDirectory() as scratch:
-        request, extfile = Path(scratch) / "server.csr", Path(scratch) / "ext.cnf"
-        extfile.write_text(extensions)
-        serial = f"0x{secrets.token_hex(16)}"
-        commands = [
-            ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key_out],
-            ["req", "-new", "-key", key_out, "-subj", f"/CN={dns_names[0]}", "-out", request],
-            [
-                *("x509", "-req", "-in", request, "-CA", ca_cert, "-CAkey", ca_key),
-                *("-set_serial", serial, "-days", str(CERTIFICATE_DAYS), "-sha256"),
-                *("-extfile", extfile, "-out", cert_out),
-            ],
-        ]
-        for command in commands:
-            result = subprocess.run(
-                ["openssl", *map(str, command)], capture_output=True, text=True, check=False
-            )
-            if result.returncode != 0:
-                raise UserError(
-                    f"model store: openssl {command[0]} failed: {result.stderr.strip()[-300:]}"
-                )
 
 
 class ModelStore:
@@ -261,6 +78,10 @@ class ModelStore:
     def cert(self) -> Path:
         return self.run_dir / "server.crt"
 
+    @property
+    def key(self) -> Path:
+        return self.run_dir / "server.key"
+
     def command(self) -> list[str]:
         return [
             *containerd.in_netns(self.netns),
@@ -268,7 +89,7 @@ class ModelStore:
             "-m",
             "tooling.node.model_store_server",
             f"--cert={self.cert}",
-            f"--key={self.run_dir / 'server.key'}",
+            f"--key={self.key}",
             f"--file={self.tarball}",
             f"--path={URL_PATH}",
             f"--address={self.address}",
@@ -281,8 +102,8 @@ class ModelStore:
             raise UserError(f"model store: no tarball {self.tarball}")
         self.stop()  # a server an earlier run of this store left
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        issue_server_certificate(
-            self.ca_cert, self.ca_key, self.cert, self.run_dir / "server.key", ips=(self.address,)
+        certificates.issue_certificate(
+            self.ca_cert, self.ca_key, self.cert, self.key, DNS_NAMES, ips=(self.address,)
         )
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(

@@ -22,7 +22,7 @@ from tooling import paths
 from tooling.console import Say
 from tooling.errors import UserError
 from tooling.kube import api_client
-from tooling.node import cluster_dns, kube_proxy, model_store
+from tooling.node import cluster_dns, kube_proxy, model_export, model_store
 from tooling.node.node import HOST_ADDRESS, RealNode
 from tooling.node.oci_image import qualified
 from tooling.rehearsal import components
@@ -159,7 +159,7 @@ class NodeCluster:
         if missing:
             parts = ", ".join(missing)
             raise UserError(f"the node's parts missing ({parts}): run `make setup-node`")
-        tarball = model_store.model_tarball(progress=say)
+        tarball = model_export.model_tarball(progress=say)
         create_cluster(
             spec.name,
             spec.kubeconfig,
