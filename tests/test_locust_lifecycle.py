@@ -22,12 +22,12 @@ from conftest import namespace_in
 from kubernetes import client
 
 from tooling import releases
-from tooling.loadgen import LOADGEN_DIR, LOCUSTFILE
+from tooling.loadgen import LOADGEN_DIR, LOCUSTFILE, locust_command
 from tooling.loadgen.live_stats import read_from_url
 from tooling.loadgen.run import free_port, read_aggregate
 from tooling.names import MASTER_SELECTOR
 from tooling.rehearsal import locust_processes
-from tooling.runs.story import wait_for
+from tooling.waiting import wait_for, wait_until_ready
 
 pytestmark = pytest.mark.slow  # real Locust processes, a cluster
 
@@ -78,11 +78,11 @@ def unshare_works() -> bool:
     return subprocess.run([unshare, "--pid", "--fork", "true"], check=False).returncode == 0
 
 
-def localized_master(commands: locust_processes.LocustCommands, results: Path) -> list[str]:
+def localized_master(commands: locust_command.LocustCommands, results: Path) -> list[str]:
     """The master container's own command and arguments (the shell wrapper and all), with its
     paths and ports mapped to this machine as the rehearsal maps them."""
-    objects = locust_processes.render(values("120s", workers=1))
-    _, container = locust_processes.container(objects, "Job", "master")
+    objects = locust_command.render(values("120s", workers=1))
+    _, container = locust_command.container(objects, "Job", "master")
     flags = dict(word.split("=", 1) for word in commands.master if "=" in word)
     replacements = {
         "/mnt/locust/code/locustfile.py": str(LOCUSTFILE),
@@ -99,11 +99,26 @@ def localized_master(commands: locust_processes.LocustCommands, results: Path) -
     return words
 
 
-def child_of(process: subprocess.Popen) -> int:
-    """The pid (as this machine sees it) of the process `unshare --fork` started: PID 1 inside."""
+def children_of(process: subprocess.Popen) -> list[int]:
     children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
-    wait_for(lambda: children.read_text().split() != [], 10, "unshare's child")
-    return int(children.read_text().split()[0])
+    try:
+        return [int(pid) for pid in children.read_text().split()]
+    except OSError:  # it has exited
+        return []
+
+
+def child_of(process: subprocess.Popen, log: Path) -> int:
+    """The pid (as this machine sees it) of the process `unshare --fork` started: PID 1 inside."""
+    wait_until_ready(
+        "unshare",
+        "its child",
+        lambda: children_of(process) != [],
+        running=lambda: process.poll() is None,
+        log=log,
+        timeout=10,
+        period=1,
+    )
+    return children_of(process)[0]
 
 
 @pytest.mark.skipif(not unshare_works(), reason="needs `unshare --pid` (root or user namespaces)")
@@ -128,9 +143,17 @@ def test_a_deleted_master_ends_its_run_at_once_with_its_results(tmp_path):
     )
     worker = subprocess.Popen(commands.worker, env=environment, stdout=log, stderr=log)
     try:
-        pid_1 = child_of(master)
+        pid_1 = child_of(master, tmp_path / "master.log")
         web = f"http://127.0.0.1:{commands.web_port}"
-        wait_for(lambda: running_with_requests(web), 60, "the run to send requests")
+        wait_until_ready(
+            "the Locust master",
+            "the run to send requests",
+            lambda: running_with_requests(web),
+            running=lambda: master.poll() is None,
+            log=tmp_path / "master.log",
+            timeout=60,
+            period=1,
+        )
         os.kill(pid_1, signal.SIGTERM)
         terminated = time.monotonic()
         try:

@@ -1,29 +1,33 @@
-"""Distributed, headless Locust runs as processes: one master and N workers, as in the chart.
+"""Distributed, headless Locust runs as processes: one master and N workers, the chart's own.
 
-Locust monkey-patches the process it runs in (gevent), so it runs as separate processes with
-the project's locustfile, never inside the caller. The master starts at once (`--autostart`)
-and keeps its web API on a local port, which is read every few seconds to show progress.
+Their command lines are the Locust chart's, rendered with this run's values and mapped to this
+machine (tooling.loadgen.locust_command, as the rehearsal runs them). Locust monkey-patches the
+process it runs in (gevent), so it runs as separate processes with the project's locustfile,
+never inside the caller. The master starts at once (`--autostart`) and keeps its web API on a
+local port, which is read every few seconds to show progress.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import os
+import re
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tooling.errors import UserError
-from tooling.loadgen import LOCUSTFILE
+from tooling.loadgen import locust_command
 from tooling.loadgen.live_stats import LiveStats, read_from_url
+from tooling.loadgen.locust_command import LocalRun, LocustCommands
+from tooling.names import SERVER_URL
 
 PROGRESS_SECONDS = 5.0
 OVERRUN_SECONDS = 120  # after --run-time, for the master to stop its workers and write results
+EXPECT_WORKERS_SECONDS = 60  # local workers connect in seconds (the chart waits 120 for pods)
+CHART_RUN_TIME = re.compile(r"([0-9]+h)?([0-9]+m)?([0-9]+s)?")  # the chart's loadtest.runTime
 
 
 @dataclass(frozen=True)
@@ -109,62 +113,71 @@ def read_aggregate(stats_csv: Path) -> dict[str, str]:
     raise ValueError(f"{stats_csv} has no Aggregated row")
 
 
+def chart_run_time(run_time: str) -> str:
+    """--run-time as the chart takes it: Locust's bare seconds get their unit."""
+    text = run_time.strip()
+    if text.isdigit():
+        return f"{text}s"
+    if not text or not CHART_RUN_TIME.fullmatch(text):
+        raise UserError(f"run time {run_time!r}: use a form like 20s, 5m or 1h30m")
+    return text
+
+
+def shape_path(spec: LoadRunSpec) -> Path | None:
+    """The CSV of a `file:PATH` shape."""
+    if spec.shape and spec.shape.startswith("file:"):
+        return Path(spec.shape.removeprefix("file:"))
+    return None
+
+
+def chart_values(spec: LoadRunSpec) -> dict:
+    """The Locust chart's values for this run, as a headless release of it would take them."""
+    loadtest = {
+        "host": SERVER_URL,  # the chart's host; on this machine the one under test
+        "headless": True,
+        "protocol": spec.protocol,
+        "runTime": chart_run_time(spec.run_time),
+        "shape": spec.shape or "",
+        "users": spec.users,
+        "spawnRate": spec.spawn_rate,
+        "modelName": spec.model_name,
+        "signatureName": spec.signature_name,
+        "env": dict(spec.environment),
+    }
+    shape_file = shape_path(spec)
+    if shape_file:
+        loadtest.update(shape="file", shapeFile=shape_file.read_text())
+    return {
+        "loadtest": loadtest,
+        "master": {"expectWorkersMaxWait": EXPECT_WORKERS_SECONDS},
+        "worker": {"replicas": spec.workers},
+    }
+
+
+def load_commands(spec: LoadRunSpec) -> LocustCommands:
+    """The chart's master and workers for this run, as command lines on this machine: against
+    spec.host, Locust's CSV and HTML in spec.report_dir, a file shape read where it is."""
+    master_port, web_port = free_ports(2)
+    here = LocalRun(
+        host=spec.host,
+        results=spec.report_dir,
+        master_port=master_port,
+        web_port=spec.web_port or web_port,
+        web_host=spec.web_host,
+        shape_file=shape_path(spec),
+    )
+    return locust_command.commands(chart_values(spec), here)
+
+
 def run_load(spec: LoadRunSpec, say: Callable[[str], None] = print) -> LoadRunResult:
     """Runs master + workers to the end of the run; Locust's CSV and HTML land in report_dir."""
     seconds_of(spec.run_time)  # reject a bad run time before starting anything
-    spec.report_dir.mkdir(parents=True, exist_ok=True)
-    port, web_port = free_port(), spec.web_port or free_port()
-    env = {
-        **os.environ,
-        "PREDICT_PROTOCOL": spec.protocol,
-        "MODEL_NAME": spec.model_name,
-        "SIGNATURE_NAME": spec.signature_name,
-        "SPAWN_RATE": str(spec.spawn_rate),
-        **spec.environment,
-    }
-    if spec.shape:
-        env["LOAD_SHAPE"] = spec.shape
-    else:
-        env.pop("LOAD_SHAPE", None)
-    locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
-    master_args = [
-        "--master",
-        "--autostart",
-        "--autoquit=0",
-        f"--web-host={spec.web_host}",
-        f"--web-port={web_port}",
-        "--master-bind-host=127.0.0.1",
-        f"--master-bind-port={port}",
-        f"--expect-workers={spec.workers}",
-        "--expect-workers-max-wait=60",
-        f"--run-time={spec.run_time}",
-        f"--host={spec.host}",
-        f"--csv={spec.report_dir / 'locust'}",
-        "--csv-full-history",
-        f"--html={spec.report_dir / 'report.html'}",
-        "--only-summary",
-    ]
-    if not spec.shape:
-        master_args += [f"--users={spec.users}", f"--spawn-rate={spec.spawn_rate}"]
-    log = open(spec.report_dir / "locust.log", "w")  # noqa: SIM115 (closed below)
+    locust = load_commands(spec)  # helm renders the chart: without it, `make setup` first
     say(
         f"load run: master + {spec.workers} worker(s) → {spec.host} "
         f"(shape {spec.shape or f'{spec.users} users'}, at most {spec.run_time})"
     )
-    nice = ["nice", "-n", str(spec.niceness)] if spec.niceness else []
-    locust = [*nice, *locust]
-    master = subprocess.Popen(
-        [*locust, *master_args], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    workers = [
-        subprocess.Popen(
-            [*locust, "--worker", "--master-host=127.0.0.1", f"--master-port={port}"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        for _ in range(spec.workers)
-    ]
+    master, *workers = locust_command.start(locust, spec.report_dir, spec.niceness)
     started = time.monotonic()
     deadline = started + seconds_of(spec.run_time) + OVERRUN_SECONDS
     live: list[LiveStats] = []
@@ -179,7 +192,7 @@ def run_load(spec: LoadRunSpec, say: Callable[[str], None] = print) -> LoadRunRe
             if time.monotonic() >= next_progress:
                 next_progress += PROGRESS_SECONDS
                 try:
-                    stats = read_from_url(f"http://127.0.0.1:{web_port}", timeout=2)
+                    stats = read_from_url(f"http://127.0.0.1:{locust.web_port}", timeout=2)
                 except OSError:  # not listening yet, or already quitting
                     continue
                 live.append(stats)
@@ -192,7 +205,6 @@ def run_load(spec: LoadRunSpec, say: Callable[[str], None] = print) -> LoadRunRe
             if process.poll() is None:
                 process.terminate()
                 process.wait(timeout=10)
-        log.close()
     stats = spec.report_dir / "locust_stats.csv"
     if not stats.is_file():
         raise UserError(f"Locust wrote no results; see {spec.report_dir / 'locust.log'}")
