@@ -180,7 +180,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
 def wait_for_default_service_account(core: object, namespace: str) -> None:
     """Until the controller-manager has made `namespace`'s default ServiceAccount, which pods
     need (one created before it is refused: 403, serviceaccount "default" not found)."""
-    from tooling.runs.story import wait_for
+    from tooling.waiting import wait_for
 
     wait_for(
         lambda: bool(core.list_namespaced_service_account(namespace).items),
@@ -321,7 +321,8 @@ def namespace_in(api: object, name: str, restricted: bool = True) -> Iterator[st
     still being deleted from an earlier module is waited for first)."""
     from kubernetes import client
 
-    from tooling.runs.story import ensure_app_namespace, wait_for
+    from tooling.runs.story import ensure_app_namespace
+    from tooling.waiting import wait_for
 
     core = client.CoreV1Api(api)
     wait_for(
@@ -350,7 +351,7 @@ def node_namespace(node_cluster, name: str, *release_names: str) -> Iterator[tup
     from tooling import releases
     from tooling.kube import api_client
     from tooling.names import RELEASE
-    from tooling.runs.story import wait_for
+    from tooling.waiting import wait_for
 
     api = api_client(node_cluster.kubeconfig)
     with namespace_in(api, name) as namespace:

@@ -38,3 +38,18 @@ def test_a_package_imports_nothing_above_it(package):
         if name.startswith(ABOVE[package])
     ]
     assert not upward
+
+
+# The bottom layer: modules every package may use. They import no other tooling module but
+# these leaves (tooling.runs.transient is one: it imports only the kubernetes client).
+BOTTOM = {"waiting.py": ("tooling.errors", "tooling.runs.transient")}
+
+
+@pytest.mark.parametrize("module", sorted(BOTTOM))
+def test_a_bottom_module_imports_only_leaves(module):
+    leaves = BOTTOM[module]
+    upward = [name for name in sorted(imported(TOOLING / module)) if name.startswith("tooling")]
+    assert [name for name in upward if name not in leaves] == []
+    for leaf in leaves:
+        path = TOOLING.parent / (leaf.replace(".", "/") + ".py")
+        assert not [name for name in imported(path) if name.startswith("tooling")], leaf

@@ -27,7 +27,7 @@ from tooling.names import MASTER_NAME, SELECTOR
 from tooling.rehearsal.cluster import missing_binaries
 from tooling.runs.locust_load import LocustLoad
 from tooling.runs.server_metrics import read_server_counters
-from tooling.runs.story import wait_for
+from tooling.waiting import wait_for
 
 MISSING = missing_binaries()
 pytestmark = [

@@ -5,7 +5,6 @@ process handling that lets `cluster delete` stop the autoscaler (a real process)
 from __future__ import annotations
 
 import sys
-import time
 
 import pytest
 import yaml
@@ -15,6 +14,7 @@ from tooling.rehearsal import cluster_autoscaler, components
 from tooling.rehearsal.cluster import E2_STANDARD_4, NODE_BOOT_ANNOTATION, NODE_GROUP_LABEL
 from tooling.rehearsal.node_autoscalers import NodePool, node_autoscaler, stand_in
 from tooling.rehearsal.profiles import PROFILES, profile
+from tooling.waiting import wait_until_ready
 
 
 def flag_values(argv: list[str]) -> dict[str, str]:
@@ -95,10 +95,15 @@ def test_asking_for_the_real_autoscaler_where_it_is_not_built_says_how(monkeypat
 
 
 def wait_for_log(cluster: str, component: str, line: str) -> None:
-    deadline = time.monotonic() + 10
-    while components.log_tail(cluster, component) != line:
-        assert time.monotonic() < deadline, f"{component} never printed {line!r}"
-        time.sleep(0.05)
+    wait_until_ready(
+        component,
+        f"it to print {line!r}",
+        lambda: components.log_tail(cluster, component) == line,
+        running=lambda: components.running_pid(cluster, component) is not None,
+        log=components.log_file(cluster, component),
+        timeout=10,
+        period=0.05,
+    )
 
 
 def test_a_component_is_stopped_by_cluster_name_from_its_pid_file(monkeypatch, tmp_path):

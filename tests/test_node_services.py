@@ -107,7 +107,7 @@ def _pod(name: str, command: str, labels: dict[str, str] | None = None, **spec: 
 
 def _wait_phase(core, namespace: str, name: str, phases: set[str], timeout: float = 90):
     """The pod once its phase is one of `phases`."""
-    from tooling.runs.story import wait_for
+    from tooling.waiting import wait_for
 
     wait_for(
         lambda: core.read_namespaced_pod(name, namespace).status.phase in phases,

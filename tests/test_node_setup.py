@@ -24,6 +24,7 @@ from conftest import host_network
 
 from tooling import paths
 from tooling.node import containerd, oci_image
+from tooling.waiting import wait_for, wait_until_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -226,14 +227,22 @@ def test_containerd_runs_the_pause_image_which_stops_on_sigterm(node_containerd)
         containerd.SANDBOX_IMAGE,
         "sleeper",
     ]
+
+    def sleeper_running() -> bool:
+        tasks = node_containerd.ctr("tasks", "list").stdout
+        return "sleeper" in tasks and "RUNNING" in tasks
+
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as run:
-        for _ in range(50):
-            tasks = node_containerd.ctr("tasks", "list").stdout
-            if "sleeper" in tasks and "RUNNING" in tasks:
-                break
-            subprocess.run(["sleep", "0.2"], check=True)
+        wait_until_ready(
+            "ctr run",
+            "the pause task to be RUNNING",
+            sleeper_running,
+            running=lambda: run.poll() is None,
+            log=None,  # its output is read below
+            timeout=15,  # as the 50 tries (a `ctr tasks list` and 0.2 s each) it replaced
+        )
         assert run.poll() is None, "pause exited before its signal"
         node_containerd.ctr("tasks", "kill", "--signal", "SIGTERM", "sleeper")
         assert run.wait(30) == 0
@@ -282,7 +291,6 @@ def test_the_real_node_runs_a_pause_pod_in_the_pod_network(node_cluster):
     from tooling.kube import api_client
     from tooling.node.node import POD_SUBNET, NodeSize
     from tooling.quantities import quantity
-    from tooling.runs.story import wait_for
 
     api = api_client(node_cluster.kubeconfig)
     core = client.CoreV1Api(api)

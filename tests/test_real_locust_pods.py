@@ -30,7 +30,7 @@ from tooling.loadgen.live_stats import LiveStats, parse_stats
 from tooling.loadgen.run import read_aggregate
 from tooling.names import LOAD_RELEASE, MASTER_SELECTOR, RELEASE, SELECTOR, SERVER_NAME
 from tooling.providers.node import NODE_VALUES
-from tooling.runs.story import wait_for
+from tooling.waiting import wait_for
 
 WORKER_SELECTOR = MASTER_SELECTOR.replace("component=master", "component=worker")
 RETENTION_SECONDS = 40  # the finished master keeps /results this long for the test to read

@@ -43,7 +43,7 @@ from tooling.names import MODEL_NAME, RELEASE, REST_PORT, SELECTOR, SERVER_NAME
 from tooling.node.containerd import ContainerdPaths
 from tooling.node.model_store import MODEL_STORE_URI
 from tooling.providers.node import NODE_VALUES
-from tooling.runs.story import wait_for
+from tooling.waiting import wait_for
 
 FETCH = "fetch-model"  # the init container
 SERVER = "tensorflow-serving"  # the model server container

@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import psutil
@@ -21,6 +20,7 @@ from kubernetes import client
 from tooling.kube import api_client
 from tooling.rehearsal import components
 from tooling.rehearsal.cluster import missing_binaries
+from tooling.waiting import wait_for, wait_until_ready
 
 MISSING = missing_binaries()
 pytestmark = [
@@ -101,13 +101,6 @@ def probe_pod(name: str) -> dict:
     }
 
 
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"no {what} after {timeout:.0f} s"
-        time.sleep(0.5)
-
-
 def test_two_clusters_at_once_each_write_their_kubeconfig_and_serve_metrics(tmp_path):
     names = [f"life-a-{os.getpid()}", f"life-b-{os.getpid()}"]
     kubeconfigs = [tmp_path / "first.kubeconfig", tmp_path / "second.kubeconfig"]
@@ -133,7 +126,7 @@ def test_two_clusters_at_once_each_write_their_kubeconfig_and_serve_metrics(tmp_
         # exactly the files named, nothing else beside them
         assert sorted(tmp_path.iterdir()) == sorted(kubeconfigs)
         for name, kubeconfig in zip(names, kubeconfigs, strict=True):
-            wait_until(lambda n=name, k=kubeconfig: pod_metrics_served(k, n), 120, "pod metrics")
+            wait_for(lambda n=name, k=kubeconfig: pod_metrics_served(k, n), 120, "pod metrics", 0.5)
         processes = {f"{n}/{c}": p for n in names for c, p in cluster_processes(n).items()}
         ports = [listening_ports(cluster_processes(name)) for name in names]
         assert ports[0] and ports[1] and not ports[0] & ports[1]
@@ -155,30 +148,30 @@ def sigint_as_at_a_terminal():
     signal.signal(signal.SIGINT, before)
 
 
-def interrupt_when(command: list[str], name: str, ready, timeout: float = 300):
-    """Starts `command`, sends SIGINT once `ready(output so far)` holds; returns what ran.
-    When that fails, the command is killed and its cluster deleted, so that the next test
-    does not find the name in use."""
-    process = subprocess.Popen(
-        command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
-    reader.start()
+def interrupt_when(command: list[str], name: str, ready, output: Path, timeout: float = 300):
+    """Starts `command` (its stderr into `output`), sends SIGINT once `ready(its stderr so
+    far)` holds; returns what ran. When that fails, the command is killed and its cluster
+    deleted, so that the next test does not find the name in use."""
+    with output.open("w") as stderr:
+        process = subprocess.Popen(command, stderr=stderr, stdout=subprocess.DEVNULL)
     seen: dict[str, psutil.Process] = {}
     ports: set[int] = set()
-    deadline = time.monotonic() + timeout
-    try:
-        while not ready(lines):
-            assert process.poll() is None, f"ended before the stage: {''.join(lines)[-1500:]}"
-            assert time.monotonic() < deadline, f"stage not reached: {''.join(lines)[-1500:]}"
-            running = cluster_processes(name)
-            seen.update(running)
-            ports |= listening_ports(running)
-            time.sleep(0.2)
+
+    def reached() -> bool:
         running = cluster_processes(name)
         seen.update(running)
-        ports |= listening_ports(running)
+        ports.update(listening_ports(running))
+        return ready(output.read_text(errors="replace"))
+
+    try:
+        wait_until_ready(
+            "the command",
+            "the stage to interrupt it at",
+            reached,
+            running=lambda: process.poll() is None,
+            log=output,
+            timeout=timeout,
+        )
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=120) == 130
     except BaseException:
@@ -186,8 +179,7 @@ def interrupt_when(command: list[str], name: str, ready, timeout: float = 300):
         process.wait()
         subprocess.run([*CLI, "cluster", "delete", "--name", name], capture_output=True)
         raise
-    reader.join(timeout=5)
-    return seen, ports, "".join(lines)
+    return seen, ports, output.read_text(errors="replace")
 
 
 def test_ctrl_c_while_a_cluster_is_created_leaves_nothing(tmp_path):
@@ -196,7 +188,7 @@ def test_ctrl_c_while_a_cluster_is_created_leaves_nothing(tmp_path):
     command = [*CLI, "cluster", "create", "--name", name]
     command += ["--kubeconfig", str(tmp_path / "kubeconfig")]
     seen, ports, output = interrupt_when(
-        command, name, lambda lines: "etcd" in cluster_processes(name)
+        command, name, lambda _: "etcd" in cluster_processes(name), tmp_path / "stderr.txt"
     )
     assert seen, "no component process was seen"
     assert "interrupted" in output
@@ -229,15 +221,15 @@ def test_ctrl_c_during_rehearse_leaves_nothing_and_keeps_the_report(tmp_path):
     timeline = tmp_path / "run" / "timeline.csv"
     checked: list[bool] = []
 
-    def ready(lines: list[str]) -> bool:
-        if "model server installed" not in "".join(lines):
+    def ready(output: str) -> bool:
+        if "model server installed" not in output:
             return False
         if not checked:
             refused_beside(name, tmp_path / "second")
             checked.append(True)
         return timeline.is_file() and len(timeline.read_text().splitlines()) > 1
 
-    seen, ports, output = interrupt_when(command, name, ready)
+    seen, ports, output = interrupt_when(command, name, ready, tmp_path / "stderr.txt")
     assert checked and {"kube-apiserver", "etcd"} <= set(seen) and "interrupted" in output
     assert (tmp_path / "run" / "summary.md").is_file(), output[-1500:]
     assert (tmp_path / "run" / "timeline.png").is_file()

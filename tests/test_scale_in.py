@@ -9,7 +9,6 @@ are killed with requests in flight: Locust counts those as failed."""
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,8 @@ from tooling.names import APP_NAMESPACE, RELEASE, SERVER_NAME, SERVER_URL
 from tooling.rehearsal import cluster_autoscaler, locust_processes
 from tooling.rehearsal.cluster import missing_binaries
 from tooling.rehearsal.rehearse import REHEARSAL_MODEL_URI
-from tooling.runs.story import LAB_VALUES, wait_for
+from tooling.runs.story import LAB_VALUES
+from tooling.waiting import wait_for
 
 MISSING = missing_binaries()
 pytestmark = [
@@ -37,7 +37,7 @@ pytestmark = [
 ]
 USERS = 30
 RUN_SECONDS = 45
-SCALE_IN_AT = 15  # seconds into the run, once every replica is busy
+BUSY = 10  # requests in flight across the replicas when the scale-in starts
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,15 @@ def scale_in_under_load(
         commands = locust_processes.commands(locust_values, url, results)
         processes = locust_processes.start(commands, results)
         try:
-            time.sleep(SCALE_IN_AT)
+            wait_for(  # in the run's first half: the rest sees the scale-in through
+                lambda: (
+                    sum(r.cpu.in_flight for r in fleet.replicas.values()) >= BUSY
+                    and all(r.cpu.in_flight for r in fleet.replicas.values())
+                ),
+                RUN_SECONDS / 2,
+                f"every replica busy, {BUSY} requests in flight",
+                period=0.2,
+            )
             busy = {pod: r.cpu.in_flight for pod, r in fleet.replicas.items()}
             apps.patch_namespaced_deployment(SERVER_NAME, APP_NAMESPACE, {"spec": {"replicas": 1}})
             processes[0].wait(timeout=RUN_SECONDS + 90)  # the master ends the run
@@ -126,7 +134,7 @@ def scale_in_under_load(
 def test_scale_in_with_the_charts_default_grace_loses_no_request(cluster, tmp_path):
     measured = scale_in_under_load(*cluster, {}, tmp_path / "default")
     print(f"default preStop/grace: {measured}")
-    assert sum(measured["busy_before"].values()) >= 10  # scaled in with requests in flight
+    assert sum(measured["busy_before"].values()) >= BUSY  # scaled in with requests in flight
     assert measured["ready_after"] == 1 and measured["requests"] > 100
     assert measured["failures"] == 0 and measured["killed"] == 0
 
@@ -135,5 +143,5 @@ def test_scale_in_without_grace_fails_the_requests_in_flight(cluster, tmp_path):
     server_values = {"preStopSleepSeconds": 0, "terminationGracePeriodSeconds": 1}
     measured = scale_in_under_load(*cluster, server_values, tmp_path / "no-grace")
     print(f"no preStop, 1 s grace: {measured}")
-    assert measured["ready_after"] == 1 and sum(measured["busy_before"].values()) >= 10
+    assert measured["ready_after"] == 1 and sum(measured["busy_before"].values()) >= BUSY
     assert measured["killed"] > 0 and measured["failures"] >= measured["killed"] > 0

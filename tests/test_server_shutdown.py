@@ -21,6 +21,7 @@ from conftest import RESNET_CHART, one_of
 from kubernetes import client
 
 from tooling.fleet.replicas import ModelCost, SimulatedReplica, pod_stop_seconds
+from tooling.waiting import wait_until_ready
 
 DEFAULT = RESNET_CHART / "ci" / "default-values.yaml"
 CONFIG_DIR = "/etc/tfserving"
@@ -78,10 +79,15 @@ def start_as_pid_1(container: dict, files: dict, here: Path, server: Path) -> su
     process = subprocess.Popen(
         [*UNSHARE, *command], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    deadline = time.monotonic() + 10
-    while not (server.parent / "started").exists():
-        assert process.poll() is None and time.monotonic() < deadline, "the server never started"
-        time.sleep(0.05)
+    wait_until_ready(
+        "the pod's command",
+        "the server to start",
+        (server.parent / "started").exists,
+        running=lambda: process.poll() is None,
+        log=None,  # its output is the test's to read
+        timeout=10,
+        period=0.05,
+    )
     return process
 
 

@@ -16,7 +16,6 @@ import os
 import secrets
 import socket
 import struct
-import time
 from pathlib import Path
 
 from tooling.errors import UserError
@@ -154,18 +153,16 @@ class ClusterDns:
     def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> None:
         """Waits until CoreDNS answers `kubernetes.default.svc` with its ClusterIP, asked from
         the host through the veth (so its API watch has synced)."""
-        deadline = time.monotonic() + timeout
         name = f"kubernetes.default.svc.{CLUSTER_DOMAIN}"
-        while time.monotonic() < deadline:
-            self.process.check_running()
+
+        def answers() -> bool:
             try:
                 rcode, addresses = query(name, timeout=1.0)
             except OSError:  # not listening yet (refused) or no answer in time
-                rcode, addresses = -1, []
-            if rcode == RCODE_NOERROR and addresses:
-                return
-            time.sleep(0.5)
-        raise UserError(f"CoreDNS did not answer {name} in {timeout:.0f} s; see {self.log}")
+                return False
+            return rcode == RCODE_NOERROR and bool(addresses)
+
+        self.process.wait_ready(f"an answer for {name}", answers, timeout)
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL."""

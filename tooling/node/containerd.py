@@ -16,7 +16,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 from tooling import paths
 from tooling.errors import UserError
 from tooling.node.processes import processes_naming, stop_processes
+from tooling.waiting import WaitTimeout, wait_until_ready
 
 RUN_DIR = Path("/run/resnet-serving-node")
 # Created by containerd itself, whatever the config says.
@@ -175,16 +175,19 @@ class Containerd:
                 env=env,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise UserError(f"containerd exited at start; see {self.where.log}")
-            probe = self.ctr("version", check=False, timeout=5)
-            if probe.returncode == 0:
-                return
-            time.sleep(0.2)
-        self.stop()
-        raise UserError(f"containerd's socket did not answer in {START_TIMEOUT_SECONDS:.0f} s")
+        process = self.process
+        try:
+            wait_until_ready(
+                "containerd",
+                "its socket to answer",
+                lambda: self.ctr("version", check=False, timeout=5).returncode == 0,
+                running=lambda: process.poll() is None,
+                log=self.where.log,
+                timeout=START_TIMEOUT_SECONDS,
+            )
+        except WaitTimeout:
+            self.stop()
+            raise
 
     def ctr(
         self, *args: str, check: bool = True, timeout: float = 60, namespace: str = NAMESPACE

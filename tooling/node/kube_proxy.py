@@ -26,13 +26,14 @@ import json
 import os
 import signal
 import subprocess
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tooling.errors import UserError
 from tooling.node.containerd import in_netns
 from tooling.node.node import NODE_ADDRESS, POD_SUBNET
 from tooling.node.processes import processes_naming, stop_processes
+from tooling.waiting import wait_until_ready
 
 HEALTHZ_ADDRESS = "127.0.0.1:10256"  # inside the node's namespace
 METRICS_ADDRESS = "127.0.0.1:10249"
@@ -83,11 +84,14 @@ class NetnsProcess:
                 start_new_session=True,
             )
 
-    def check_running(self) -> None:
-        """Raises if the process has exited, naming its log."""
-        if self.process is None or self.process.poll() is not None:
-            code = None if self.process is None else self.process.returncode
-            raise UserError(f"{self.label} exited ({code}); see {self.log}")
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def wait_ready(self, what: str, ready: Callable[[], bool], timeout: float) -> None:
+        """Until READY holds while the process runs (tooling.waiting.wait_until_ready)."""
+        wait_until_ready(
+            self.label, what, ready, running=self.running, log=self.log, timeout=timeout, period=0.5
+        )
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -188,13 +192,11 @@ class KubeProxy:
 
     def wait_ready(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
         """Waits for its first sync: the namespace's nat table has the `kubernetes` Service."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.process.check_running()
-            if "default/kubernetes:https" in netns_iptables_nat(self.netns):
-                return
-            time.sleep(0.5)
-        raise UserError(f"kube-proxy wrote no Service rules in {timeout:.0f} s; see {self.log}")
+        self.process.wait_ready(
+            "its first Service rules (the `kubernetes` Service's, in the nat table)",
+            lambda: "default/kubernetes:https" in netns_iptables_nat(self.netns),
+            timeout,
+        )
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL; host settings it changed, if any, written back. Its rules stay

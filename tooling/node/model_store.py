@@ -18,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tooling import certificates, paths
@@ -26,6 +25,7 @@ from tooling.errors import UserError
 from tooling.node import containerd
 from tooling.node.model_store_server import READY_LINE
 from tooling.node.processes import processes_naming, stop_processes
+from tooling.waiting import wait_until_ready
 
 NAMESPACE = "resnet-serving-system"
 SERVICE = "model-store"
@@ -114,21 +114,27 @@ class ModelStore:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
+        process = self.process
+
+        def listening() -> bool:
             ready = re.search(rf"{READY_LINE} .* at https://[^ ]+:(\d+)/", self.log.read_text())
             if ready:
                 self.port = int(ready.group(1))
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        said = self.log.read_text().strip().splitlines()[-1:] or ["nothing"]
-        self.stop()
-        raise UserError(
-            f"model store {self.name}: the server did not start on {self.address}:{self.port} "
-            f"within {START_TIMEOUT_SECONDS:.0f} s; it said: {said[0]}"
-        )
+            return ready is not None
+
+        try:
+            wait_until_ready(
+                f"model store {self.name}",
+                f"it to listen on {self.address}:{self.port}",
+                listening,
+                running=lambda: process.poll() is None,
+                log=self.log,
+                timeout=START_TIMEOUT_SECONDS,
+                period=0.1,
+            )
+        except UserError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         """Ends the server (SIGTERM, then SIGKILL), also one another process started (`cluster

@@ -18,7 +18,6 @@ import hashlib
 import json
 import shutil
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import yaml
 from tooling.errors import UserError
 from tooling.node import containerd
 from tooling.node.processes import stop_processes
+from tooling.waiting import wait_until_ready
 
 HOST_ADDRESS = "10.233.0.1"
 NODE_ADDRESS = "10.233.0.2"
@@ -288,14 +288,15 @@ class RealNode:
         self, is_ready: Callable[[], bool], timeout: float = READY_TIMEOUT_SECONDS
     ) -> None:
         """Waits for IS_READY (the caller's API check of the Node) while the kubelet runs."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.kubelet is None or self.kubelet.poll() is not None:
-                raise UserError(f"the kubelet exited; see {self.where.run / 'kubelet.log'}")
-            if is_ready():
-                return
-            time.sleep(1)
-        raise UserError(f"node {self.name} not Ready in {timeout:.0f} s; see {self.where.run}")
+        wait_until_ready(
+            "the kubelet",
+            f"node {self.name} to be Ready",
+            is_ready,
+            running=lambda: self.kubelet is not None and self.kubelet.poll() is None,
+            log=self.where.run / "kubelet.log",
+            timeout=timeout,
+            period=1,
+        )
 
     def stop(self) -> None:
         """The kubelet, then containerd and its containers, the network namespace, the cgroups,

@@ -31,6 +31,7 @@ from tooling.rehearsal.cluster import kwokctl, running_clusters
 from tooling.runs.existing_cluster import existing_cluster_target
 from tooling.runs.locust_load import LocustSettings
 from tooling.runs.story import StoryTarget
+from tooling.waiting import WaitTimeout, wait_until_ready
 
 START_TIMEOUT_SECONDS = 900.0  # first start: the model's export and the images' import
 STOP_TIMEOUT_SECONDS = 180.0
@@ -81,22 +82,35 @@ class NodeProvider:
                 start_new_session=True,
             )
         say(f"node: starting {cluster.name} (log: {log}) …")
-        offset, deadline = 0, time.monotonic() + START_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
+        offset = 0
+
+        def started() -> bool:
+            """The daemon's new lines said; its READY line, or a UserError for its FAILED one."""
+            nonlocal offset
             offset, lines = follow(cluster.name, offset, say)
             if daemon.READY in lines:
-                return cluster.kubeconfig
+                return True
             failed = [line for line in lines if line.startswith(daemon.FAILED)]
-            if failed or process.poll() is not None:
-                process.wait()
-                reason = failed[0].removeprefix(daemon.FAILED).strip() if failed else "it exited"
+            if failed:
+                process.wait()  # it stops what it started, then exits
+                reason = failed[0].removeprefix(daemon.FAILED).strip()
                 raise UserError(f"the node cluster {cluster.name} did not start: {reason} ({log})")
-            time.sleep(0.5)
-        self.delete(cluster, say)
-        raise UserError(
-            f"the node cluster {cluster.name} was not ready in {START_TIMEOUT_SECONDS:.0f} s; "
-            f"see {log}"
-        )
+            return False
+
+        try:
+            wait_until_ready(
+                f"the node cluster {cluster.name}",
+                "it to be ready",
+                started,
+                running=lambda: process.poll() is None,
+                log=log,
+                timeout=START_TIMEOUT_SECONDS,
+                period=0.5,
+            )
+        except WaitTimeout:
+            self.delete(cluster, say)
+            raise
+        return cluster.kubeconfig
 
     def credentials(self, cluster: NodeClusterSpec, say: Say) -> Path:
         if daemon.running_pid(cluster.name) is None or cluster.name not in running_clusters():

@@ -15,6 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tooling import waiting
+
 STOP_SECONDS = 10
 
 
@@ -92,7 +94,4 @@ def stop(cluster_name: str, component: str) -> None:
 
 
 def log_tail(cluster_name: str, component: str, lines: int = 15) -> str:
-    path = log_file(cluster_name, component)
-    if not path.is_file():
-        return ""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return waiting.log_tail(log_file(cluster_name, component), lines)

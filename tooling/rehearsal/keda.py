@@ -33,10 +33,11 @@ import yaml
 from kubernetes import client
 
 from tooling import paths
-from tooling.errors import UserError, one_line
+from tooling.errors import UserError
 from tooling.kube import api_client, server_side_apply
 from tooling.loadgen.run import free_ports
 from tooling.rehearsal import components, keda_certs, prometheus
+from tooling.waiting import wait_until_ready
 
 OPERATOR = "keda-operator"
 ADAPTER = "keda-adapter"
@@ -242,19 +243,17 @@ def listening(port: int) -> bool:
 def wait_until(cluster_name: str, component: str, condition: Callable[[], bool], what: str) -> None:
     """Until `condition` holds; a UserError with the component's log if it exits or takes
     longer than START_TIMEOUT_SECONDS (both KEDA processes are stopped then)."""
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while True:
-        try:
-            if condition():
-                return
-        except client.ApiException:
-            pass
-        alive = components.running_pid(cluster_name, component) is not None
-        if not alive or time.monotonic() > deadline:
-            for name in COMPONENTS:
-                components.stop(cluster_name, name)
-            state = "exited" if not alive else f"waited {START_TIMEOUT_SECONDS:.0f} s"
-            tail = one_line(components.log_tail(cluster_name, component, 5))
-            log = components.log_file(cluster_name, component)
-            raise UserError(f"KEDA's {component} {state} for {what}: {tail} (its log: {log})")
-        time.sleep(0.5)
+    try:
+        wait_until_ready(
+            f"KEDA's {component}",
+            what,
+            condition,
+            running=lambda: components.running_pid(cluster_name, component) is not None,
+            log=components.log_file(cluster_name, component),
+            timeout=START_TIMEOUT_SECONDS,
+            period=0.5,
+        )
+    except UserError:
+        for name in COMPONENTS:
+            components.stop(cluster_name, name)
+        raise

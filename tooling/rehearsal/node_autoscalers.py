@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -25,6 +24,7 @@ from tooling.rehearsal.cluster import E2_STANDARD_4, NODE_GROUP_LABEL
 from tooling.rehearsal.node_group_controller import RehearsalNodeGroupController
 from tooling.rehearsal.node_group_rules import GroupRules, Resources
 from tooling.rehearsal.profiles import Profile
+from tooling.waiting import wait_until_ready
 
 CHOICES = ("auto", "cluster-autoscaler", "stand-in")
 STARTUP_TIMEOUT_SECONDS = 60
@@ -107,18 +107,21 @@ class RealClusterAutoscaler:
 
     def wait_until_working(self, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
         """Until its first loop has written its status ConfigMap; fails if it exits first."""
-        deadline = time.monotonic() + timeout
-        while not cluster_autoscaler.status_written(self.core):
-            self.check_running()
-            if time.monotonic() > deadline:
-                raise UserError(
-                    f"cluster-autoscaler wrote no status in {timeout:.0f} s; see its log, "
-                    f"{components.log_file(self.cluster_name, cluster_autoscaler.BINARY)}"
-                )
-            time.sleep(0.5)
+        wait_until_ready(
+            "cluster-autoscaler",
+            "its first status (ConfigMap)",
+            lambda: cluster_autoscaler.status_written(self.core),
+            running=self.running,
+            log=components.log_file(self.cluster_name, cluster_autoscaler.BINARY),
+            timeout=timeout,
+            period=0.5,
+        )
+
+    def running(self) -> bool:
+        return components.running_pid(self.cluster_name, cluster_autoscaler.BINARY) is not None
 
     def check_running(self) -> None:
-        if components.running_pid(self.cluster_name, cluster_autoscaler.BINARY) is None:
+        if not self.running():
             last = components.log_tail(self.cluster_name, cluster_autoscaler.BINARY, lines=1)
             raise UserError(
                 f"cluster-autoscaler exited ({last or 'no log'}); its log: "

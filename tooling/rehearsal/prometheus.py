@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,6 +20,7 @@ from tooling import paths
 from tooling.errors import UserError, one_line
 from tooling.loadgen.run import free_port
 from tooling.rehearsal import components
+from tooling.waiting import wait_until_ready
 
 BINARY = "prometheus"
 COMPONENT = "prometheus"
@@ -73,18 +73,18 @@ def start_prometheus(cluster_name: str, config: dict) -> str:
         cluster_name, COMPONENT, command(config_file, home / "data", port), dict(os.environ)
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while not ready(url):
-        exited = process is not None and process.poll() is not None
-        if exited or time.monotonic() > deadline:
-            components.stop(cluster_name, COMPONENT)
-            state = "exited" if exited else f"not ready after {READY_TIMEOUT_SECONDS:.0f} s"
-            log = components.log_file(cluster_name, COMPONENT)
-            raise UserError(
-                f"Prometheus {state}: {one_line(components.log_tail(cluster_name, COMPONENT, 3))}"
-                f" (its log: {log})"
-            )
-        time.sleep(0.2)
+    try:
+        wait_until_ready(
+            "Prometheus",
+            "/-/ready to answer",
+            lambda: ready(url),
+            running=lambda: process is None or process.poll() is None,
+            log=components.log_file(cluster_name, COMPONENT),
+            timeout=READY_TIMEOUT_SECONDS,
+        )
+    except UserError:
+        components.stop(cluster_name, COMPONENT)
+        raise
     return url
 
 

@@ -31,6 +31,7 @@ from tooling.runs import scaling_signal
 from tooling.runs.cluster_state import keep_cluster_state
 from tooling.runs.timeline import LoadSource, TimelineRecorder, read_server_hpa
 from tooling.runs.transient import TRANSIENT_ERRORS
+from tooling.waiting import WaitTimeout, wait_for
 
 LAB_VALUES = paths.CHARTS_DIR / "resnet-serving" / "ci" / "lab-values.yaml"
 METRICS_TIMEOUT_SECONDS = 180
@@ -78,38 +79,12 @@ class StorySpec:
     values_files: tuple[Path, ...] = (LAB_VALUES,)
 
 
-class WaitTimeout(UserError):
-    """A wait that ran out of time (one line for the user, like any UserError)."""
-
-
 @dataclass(frozen=True)
 class StoryResult:
     timeline: Path
     events: Path
     summary: TimelineSummary
     scaled_in: bool
-
-
-def wait_for(
-    condition: Callable[[], bool],
-    timeout: float,
-    what: str,
-    period: float = 1.0,
-    hint: str = "",
-) -> None:
-    """Until `condition` holds (an API error counts as not yet); WaitTimeout (a UserError)
-    after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if condition():
-                return
-        except TRANSIENT_ERRORS:
-            pass
-        if time.monotonic() > deadline:
-            advice = f"; {hint}" if hint else ""
-            raise WaitTimeout(f"waited {timeout:.0f} s for {what} in vain{advice}")
-        time.sleep(period)
 
 
 def ensure_app_namespace(core: client.CoreV1Api, namespace: str = APP_NAMESPACE) -> None:

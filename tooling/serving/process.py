@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tooling.loadgen.run import free_port
+from tooling.waiting import wait_until_ready
 
 
 @dataclass(frozen=True)
@@ -82,17 +82,15 @@ def serve_local_process(
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + start_timeout
-        while True:
-            try:
-                with urllib.request.urlopen(ready_url, timeout=2):
-                    break
-            except OSError as error:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"serve-local did not start:\n{log.read_text()[-3000:]}"
-                    ) from error
-                time.sleep(0.5)
+        wait_until_ready(
+            "serve-local",
+            f"{ready_url} to answer",
+            lambda: answers(ready_url),
+            running=lambda: process.poll() is None,
+            log=log,
+            timeout=start_timeout,
+            period=0.5,
+        )
         yield process, log
     finally:
         process.terminate()
@@ -100,3 +98,12 @@ def serve_local_process(
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def answers(url: str) -> bool:
+    """Does `url` answer 200 (2xx) now?"""
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except OSError:  # refused, or an HTTP error (the model not loaded yet)
+        return False
