@@ -34,7 +34,7 @@ from tooling.loadgen.run import run_load
 from tooling.names import RELEASE, SELECTOR
 from tooling.providers.node import NODE_VALUES
 from tooling.quantities import cpu_cores
-from tooling.runs.story import ensure_app_namespace
+from tooling.runs.app_namespace import ensure_app_namespace
 from tooling.waiting import wait_for
 
 USERS = (1, 4)

@@ -201,7 +201,7 @@ def bare_rehearsal_cluster(
     from tooling.kube import api_client
     from tooling.rehearsal.cluster import create_cluster, delete_cluster
     from tooling.rehearsal.profiles import profile
-    from tooling.runs.story import ensure_app_namespace
+    from tooling.runs.app_namespace import ensure_app_namespace
 
     try:
         cluster = create_cluster(name, folder / "kubeconfig", profile("fast"), print)
@@ -321,7 +321,7 @@ def namespace_in(api: object, name: str, restricted: bool = True) -> Iterator[st
     still being deleted from an earlier module is waited for first)."""
     from kubernetes import client
 
-    from tooling.runs.story import ensure_app_namespace
+    from tooling.runs.app_namespace import ensure_app_namespace
     from tooling.waiting import wait_for
 
     core = client.CoreV1Api(api)

@@ -10,12 +10,12 @@ import pytest
 TOOLING = Path(__file__).resolve().parent.parent / "tooling"
 # Each package, and the packages above it that it must not import.
 ABOVE = {
-    "gke": ("tooling.providers", "tooling.commands", "tooling.tuning", "tooling.up"),
+    "gke": ("tooling.providers", "tooling.commands", "tooling.tuning", "tooling.up_down"),
     "fleet": ("tooling.rehearsal", "tooling.providers", "tooling.commands", "tooling.tuning"),
     "report": ("tooling.runs", "tooling.rehearsal", "tooling.providers", "tooling.commands"),
     "runs": ("tooling.rehearsal", "tooling.providers", "tooling.commands", "tooling.tuning"),
-    "rehearsal": ("tooling.providers", "tooling.commands", "tooling.tuning", "tooling.up"),
-    "providers": ("tooling.commands", "tooling.up"),
+    "rehearsal": ("tooling.providers", "tooling.commands", "tooling.tuning", "tooling.up_down"),
+    "providers": ("tooling.commands", "tooling.up_down"),
 }
 
 

@@ -21,10 +21,10 @@ from tooling.fleet.replicas import ModelCost
 from tooling.fleet.server import fleet_server
 from tooling.loadgen.run import read_aggregate
 from tooling.names import APP_NAMESPACE, RELEASE, SERVER_NAME, SERVER_URL
+from tooling.paths import LAB_VALUES
 from tooling.rehearsal import cluster_autoscaler, locust_processes
 from tooling.rehearsal.cluster import missing_binaries
 from tooling.rehearsal.rehearse import REHEARSAL_MODEL_URI
-from tooling.runs.story import LAB_VALUES
 from tooling.waiting import wait_for
 
 MISSING = missing_binaries()

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from tooling.errors import UserError
-from tooling.runs.story import BackgroundLoops, StoryTarget, keep_the_record, wait_for_scale_in
+from tooling.runs.background import BackgroundLoops
+from tooling.runs.story import keep_the_record, wait_for_scale_in
+from tooling.runs.target import StoryTarget
 from tooling.runs.timeline import TIMELINE_COLUMNS, TimelineRecorder
 
 

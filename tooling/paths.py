@@ -10,6 +10,8 @@ from tooling.errors import UserError
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
 CHARTS_DIR = REPO_ROOT / "charts"
+# The lab's values: the story's default, and what `tune` and `up` lay others over.
+LAB_VALUES = CHARTS_DIR / "resnet-serving" / "ci" / "lab-values.yaml"
 DATA_DIR = PACKAGE_DIR / "data"
 IMAGES_DIR = DATA_DIR / "images"
 VERSIONS_FILE = REPO_ROOT / "hack" / "versions.env"

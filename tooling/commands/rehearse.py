@@ -36,7 +36,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from tooling.providers import provider
-    from tooling.up import up
+    from tooling.up_down import up
 
     run = run_spec(args, "rehearsal-%Y%m%d-%H%M%S", down=not args.keep)
     cluster = rehearsal_spec(args, run.run_dir / "kubeconfig", name=args.name)

@@ -18,7 +18,7 @@ from tooling.commands.cluster import add_pool_arguments, add_rehearsal_arguments
 from tooling.commands.inputs import check_load, values_file, values_file_type
 from tooling.commands.up import add_load_arguments
 from tooling.console import say
-from tooling.runs.story import LAB_VALUES
+from tooling.paths import LAB_VALUES
 
 
 def register(verbs: argparse._SubParsersAction) -> None:

@@ -26,9 +26,9 @@ from tooling.loadgen.load_shapes import (
     WAIT_VARIABLES,
     load_variables,
 )
+from tooling.paths import LAB_VALUES
 from tooling.providers import LoadSpec, RunSpec
 from tooling.runs.run_spec import LOAD_SOURCES
-from tooling.runs.story import LAB_VALUES
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, default_report: str) -> None:
@@ -141,7 +141,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
 def handle_up(args: argparse.Namespace) -> int:
     from tooling.errors import UserError
     from tooling.providers import PlansResources, provider
-    from tooling.up import up
+    from tooling.up_down import up
 
     chosen = provider(args.provider)
     cluster, run = cluster_spec(args), run_spec(args, "up-%Y%m%d-%H%M%S", args.down)
@@ -166,7 +166,7 @@ def handle_up(args: argparse.Namespace) -> int:
 
 def handle_down(args: argparse.Namespace) -> int:
     from tooling.providers import provider
-    from tooling.up import down
+    from tooling.up_down import down
 
     def confirm(question: str) -> bool:
         if args.yes:

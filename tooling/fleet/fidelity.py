@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tooling import calibration
+from tooling.analytic_load import load_point
 from tooling.fleet.endpoints import Fleet
 from tooling.fleet.replicas import ModelCost, SimulatedReplica
 from tooling.fleet.server import fleet_server
-from tooling.load_model import load_point
 from tooling.loadgen.run import LoadRunSpec, run_load
 
 USERS = (1, 4, 8)

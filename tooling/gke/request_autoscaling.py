@@ -116,7 +116,7 @@ def install(kubeconfig: Path, setup: KedaSetup, project: str, say: Say) -> dict:
     from kubernetes import client
 
     from tooling.kube import api_client
-    from tooling.runs.story import ensure_app_namespace
+    from tooling.runs.app_namespace import ensure_app_namespace
 
     keda_install.install(kubeconfig, setup.chart, say)
     if setup.gmp and setup.pod_monitoring is not None:

@@ -11,7 +11,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 
 from tooling.console import Say
 from tooling.runs.run_spec import LoadSpec, RunSpec
-from tooling.runs.story import StoryTarget
+from tooling.runs.target import StoryTarget
 
 DEFAULT_KUBECONFIG = Path("runs/cluster/kubeconfig")
 

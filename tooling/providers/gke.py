@@ -24,9 +24,9 @@ from tooling.gke.keda_install import GMP
 from tooling.gke.request_autoscaling import KedaSetup, keda_setup
 from tooling.names import APP_NAMESPACE, LOAD_RELEASE, MODEL_NAME, RELEASE, SERVER_NAME, SERVER_URL
 from tooling.providers.base import ClusterSpec, RunSpec
-from tooling.providers.existing import tear_down
+from tooling.providers.kind_and_gke import tear_down
 from tooling.runs.existing_cluster import existing_cluster_target
-from tooling.runs.story import StoryTarget
+from tooling.runs.target import StoryTarget
 
 
 @dataclass(frozen=True)

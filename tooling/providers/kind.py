@@ -10,8 +10,8 @@ from tooling.console import Say
 from tooling.errors import UserError
 from tooling.kind import create_kind_cluster, delete_kind_cluster, write_kind_kubeconfig
 from tooling.providers.base import RunSpec
-from tooling.providers.existing import real_cluster_target
-from tooling.runs.story import StoryTarget
+from tooling.providers.kind_and_gke import real_cluster_target
+from tooling.runs.target import StoryTarget
 
 NEEDS_A_MODEL_URI = (
     "kind pods cannot read your gs:// bucket: give --model-uri https://…/model.tar.gz "

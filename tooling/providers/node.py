@@ -26,11 +26,11 @@ from tooling.node import daemon
 from tooling.node.model_store import MODEL_STORE_URI
 from tooling.node.node_cluster import NodeCluster, NodeClusterSpec
 from tooling.providers.base import RunSpec
-from tooling.providers.existing import tear_down
+from tooling.providers.kind_and_gke import tear_down
 from tooling.rehearsal.cluster import kwokctl, running_clusters
 from tooling.runs.existing_cluster import existing_cluster_target
 from tooling.runs.locust_load import LocustSettings
-from tooling.runs.story import StoryTarget
+from tooling.runs.target import StoryTarget
 from tooling.waiting import WaitTimeout, wait_until_ready
 
 START_TIMEOUT_SECONDS = 900.0  # first start: the model's export and the images' import

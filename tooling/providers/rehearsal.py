@@ -12,7 +12,7 @@ from tooling.errors import UserError
 from tooling.providers.base import RunSpec
 from tooling.rehearsal.cluster import delete_cluster, kwokctl, running_clusters
 from tooling.rehearsal.rehearse import RehearsalClusterSpec, rehearsal_target, start_cluster
-from tooling.runs.story import StoryTarget
+from tooling.runs.target import StoryTarget
 
 
 class RehearsalProvider:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tooling.analytic_load import THINK_SECONDS, LoadPoint, load_point
 from tooling.kube import list_items, pod_ready
-from tooling.load_model import THINK_SECONDS, LoadPoint, load_point
 from tooling.loadgen.load_shapes import Shape, shape_seconds
 from tooling.pod_usage import USAGE_CPU_ANNOTATION, usage_cpu, write_usage_cpu
 from tooling.quantities import cpu_cores

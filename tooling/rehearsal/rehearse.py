@@ -55,7 +55,7 @@ from tooling.runs import scaling_signal
 from tooling.runs.locust_load import LocustSettings
 from tooling.runs.run_spec import RunSpec
 from tooling.runs.scaling_signal import RequestScaling
-from tooling.runs.story import StoryContext, StoryTarget
+from tooling.runs.target import StoryContext, StoryTarget
 from tooling.runs.timeline import LoadSource
 
 # Pods run no containers here, so the model is never fetched; the URI only has to be valid.

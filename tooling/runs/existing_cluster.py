@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tooling.errors import UserError
 from tooling.runs.locust_load import LocustSettings, start_locust_load
-from tooling.runs.story import StoryTarget
+from tooling.runs.target import StoryTarget
 
 # After the load: HPA downscale stabilization (5 min) plus, on GKE, the cluster autoscaler's
 # scale-down-unneeded time (10 min) for each node to go, one after another, plus slack.

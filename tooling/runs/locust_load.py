@@ -23,7 +23,7 @@ from tooling import releases
 from tooling.loadgen.live_stats import LiveStats, read_through_service_proxy, without_held_rate
 from tooling.loadgen.run import seconds_of
 from tooling.names import LOAD_RELEASE, MASTER_NAME, MASTER_SELECTOR, REST_PORT
-from tooling.runs.story import StoryContext
+from tooling.runs.target import StoryContext
 from tooling.runs.timeline import LoadSample
 from tooling.runs.transient import TRANSIENT_ERRORS
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from tooling.errors import UserError
 from tooling.loadgen.load_shapes import Shape, shape_from_spec, shape_seconds, think_seconds
+from tooling.paths import LAB_VALUES
 from tooling.runs.locust_load import LocustSettings
-from tooling.runs.story import LAB_VALUES
 
 LOCUST_MARGIN_SECONDS = 60  # Locust's --run-time past the shape's end (the shape ends it first)
 LOAD_SOURCES = ("locust", "model")

@@ -6,13 +6,13 @@ there is one, the cluster autoscaler) scale out → the load ends → recording 
 replicas and nodes are back at their starting level or a timeout → timeline.csv, events.csv
 and summary.txt in the run directory.
 
-What differs between clusters is a StoryTarget: how the load is made (the load model in the
-rehearsal, the Locust chart on real clusters), extra values, timeouts, background work.
+What differs between clusters is a StoryTarget (tooling.runs.target): how the load is made
+(real Locust on the rehearsal's replica fleet, or its analytic load model; the Locust chart on
+real clusters), extra values, timeouts, background work.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,62 +21,29 @@ from pathlib import Path
 from kubernetes import client
 
 from tooling import paths, releases
-from tooling.errors import UserError, cluster_unreachable, one_line
+from tooling.errors import cluster_unreachable, one_line
 from tooling.kube import api_client
 from tooling.names import APP_NAMESPACE, RELEASE, SELECTOR, SERVER_NAME
 from tooling.report.run_info import NODE_AUTOSCALER, SCALING_SIGNAL, write_run_info
 from tooling.report.run_report import Report, write_report
 from tooling.report.summary import TimelineSummary
 from tooling.runs import scaling_signal
+from tooling.runs.app_namespace import ensure_app_namespace
+from tooling.runs.background import BackgroundLoops
 from tooling.runs.cluster_state import keep_cluster_state
-from tooling.runs.timeline import LoadSource, TimelineRecorder, read_server_hpa
+from tooling.runs.target import StoryContext, StoryTarget
+from tooling.runs.timeline import TimelineRecorder, read_server_hpa
 from tooling.runs.transient import TRANSIENT_ERRORS
 from tooling.waiting import WaitTimeout, wait_for
 
-LAB_VALUES = paths.CHARTS_DIR / "resnet-serving" / "ci" / "lab-values.yaml"
 METRICS_TIMEOUT_SECONDS = 180
 LOAD_END_SLACK_SECONDS = 120  # past the load's longest duration before the run gives up
 
 
 @dataclass(frozen=True)
-class StoryContext:
-    """What a target's load starter gets: the cluster and where the model server is."""
-
-    api: client.ApiClient
-    kubeconfig: Path
-    namespace: str
-    server_name: str
-    selector: str
-
-
-@dataclass(frozen=True)
-class StoryTarget:
-    """A cluster the story runs on, and what differs between kinds of cluster."""
-
-    provider: str  # rehearsal, kind or gke
-    kubeconfig: Path
-    start_load: Callable[[StoryContext], LoadSource]
-    node_autoscaler: str | None  # what scales the nodes (named in the report); None: nothing
-    ready_timeout: float  # first replica Ready: model fetch and load included
-    scale_in_timeout: float  # after the load ends
-    sample_seconds: float
-    server_values: tuple[dict, ...] = ()  # applied after the user's values files
-    settled: Callable[[], bool] = lambda: True  # e.g. no node still being provisioned
-    background: tuple[Callable[[threading.Event], None], ...] = ()
-    collect: Callable[[Path], None] = lambda run_dir: None  # e.g. logs into the run directory
-    # what the pods scale on and what carries it (named in the report); None: told from the
-    # values alone (tooling.runs.scaling_signal)
-    scaling_signal: str | None = None
-
-    @property
-    def node_autoscaling(self) -> bool:
-        return self.node_autoscaler is not None
-
-
-@dataclass(frozen=True)
 class StorySpec:
     run_dir: Path
-    values_files: tuple[Path, ...] = (LAB_VALUES,)
+    values_files: tuple[Path, ...] = (paths.LAB_VALUES,)
 
 
 @dataclass(frozen=True)
@@ -85,24 +52,6 @@ class StoryResult:
     events: Path
     summary: TimelineSummary
     scaled_in: bool
-
-
-def ensure_app_namespace(core: client.CoreV1Api, namespace: str = APP_NAMESPACE) -> None:
-    """The app namespace with Pod Security Standards *restricted* enforced (kept if present)."""
-    manifest = {
-        "metadata": {
-            "name": namespace,
-            "labels": {
-                "pod-security.kubernetes.io/enforce": "restricted",
-                "pod-security.kubernetes.io/enforce-version": "latest",
-            },
-        }
-    }
-    try:
-        core.create_namespace(manifest)
-    except client.ApiException as error:
-        if error.status != 409:
-            raise
 
 
 def server_values(target: StoryTarget, spec: StorySpec) -> list[dict]:
@@ -186,46 +135,6 @@ def wait_until_serving(target: StoryTarget, api: client.ApiClient) -> None:
         period=2,
         hint=f"see `kubectl describe hpa -n {APP_NAMESPACE}`",
     )
-
-
-class BackgroundLoops:
-    """The run's background loops, each in a thread. One that fails stops the run (`check`):
-    with its reason, when it is one the user can act on (a UserError), else with its
-    traceback (a bug)."""
-
-    def __init__(self) -> None:
-        self.stop = threading.Event()
-        self.threads: list[threading.Thread] = []
-        self.failure: BaseException | None = None
-
-    def start(self, loop: Callable[[threading.Event], None]) -> None:
-        def guarded() -> None:
-            try:
-                loop(self.stop)
-            except BaseException as error:  # re-raised in the run's thread by check()
-                self.failure = error
-                self.stop.set()
-
-        thread = threading.Thread(target=guarded, daemon=True)
-        thread.start()
-        self.threads.append(thread)
-
-    def check(self) -> None:
-        if self.failure is not None:
-            raise self.failure
-
-    def wait(self, event: threading.Event, timeout: float, what: str) -> None:
-        """Until `event` is set; raises if a loop fails first or `timeout` passes."""
-        deadline = time.monotonic() + timeout
-        while not event.wait(1.0):
-            self.check()
-            if time.monotonic() > deadline:
-                raise UserError(f"waited {timeout:.0f} s for {what} in vain")
-
-    def join(self) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=30)
 
 
 def signal_of(target: StoryTarget, spec: StorySpec) -> str:

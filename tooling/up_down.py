@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from tooling.console import Say
 from tooling.providers.base import ClusterSpec, Provider, RunSpec, UploadsModel
-from tooling.providers.existing import tear_down
+from tooling.providers.kind_and_gke import tear_down
 from tooling.runs.story import StoryResult, StorySpec, run_story
 
 

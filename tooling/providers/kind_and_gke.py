@@ -12,7 +12,7 @@ from tooling.console import Say
 from tooling.names import APP_NAMESPACE, LOAD_RELEASE, RELEASE
 from tooling.providers.base import ClusterSpec, Provider, RunSpec, UploadsModel
 from tooling.runs.existing_cluster import existing_cluster_target
-from tooling.runs.story import StoryTarget
+from tooling.runs.target import StoryTarget
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tooling.load_model import THINK_SECONDS, load_point
+from tooling.analytic_load import THINK_SECONDS, load_point
 
 C = 0.2  # CPU-seconds per request
 K = 3.0  # cores per pod
