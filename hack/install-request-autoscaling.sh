@@ -1,20 +1,12 @@
 #!/usr/bin/env bash
-# Request-driven autoscaling for the rehearsal (issue 18): the real Prometheus and the real KEDA
-# (its operator and its metrics API server), built from the Go module proxy and cached per
-# pinned version, and KEDA's CRDs from its module (source only). When the proxy does not serve
-# one of the two modules (and no build of it is cached), nothing is built: one line says what is
+# Request-driven autoscaling for the rehearsal: the real Prometheus and the real KEDA (its
+# operator and its metrics API server), built from the Go module proxy and cached per pinned
+# version, and KEDA's CRDs from its module (source only). When the proxy does not serve one of
+# the two modules (and no build of it is cached), nothing is built: one line says what is
 # missing and the rehearsal runs without KEDA mode (tooling/rehearsal/keda.py names the missing
-# parts). No third-party source is kept in this repository.
-#
-# Measured on 2 cores (go1.26.8, CGO off, -trimpath, no DWARF, -s -w), `nice -n 10` beside the
-# control plane's and the node's builds (load average 10-15):
-#   cold (none of their packages compiled before, their dependencies downloaded by the build):
-#     16 min 43 s wall, 13.5 CPU minutes (user 11:30 + sys 1:59): Prometheus 549 s and KEDA
-#     1003 s side by side; on two idle cores that would be about 7-8 min (CPU / 2, estimated).
-#     KEDA is most of it: both commands link every one of its 74 scalers' SDKs (no build tags
-#     leave them out); the binaries are 177 MB (operator) and 127 MB (adapter); Prometheus is
-#     76 MB (remote write's AWS and Azure auth stay in).
-#   warm (a second run, everything cached): 0.02 s, links only.
+# parts). No third-party source is kept in this repository. KEDA is most of the build: both
+# commands link every one of its scalers' SDKs (no build tag leaves them out). Build times:
+# docs/measurements.md.
 set -euo pipefail
 
 # shellcheck source=build-lib.sh

@@ -19,7 +19,11 @@ class RehearsalProvider:
     name = "rehearsal"
 
     def create(self, cluster: RehearsalClusterSpec, say: Say) -> Path:
-        return start_cluster(cluster, say).kubeconfig
+        started = start_cluster(cluster, say)
+        # the stand-in scales only while a command runs it (a thread of this process); the
+        # real Cluster Autoscaler is a process of the cluster's and goes on
+        started.nodes.stop()
+        return started.kubeconfig
 
     def credentials(self, cluster: RehearsalClusterSpec, say: Say) -> Path:
         if cluster.name not in running_clusters():
