@@ -83,7 +83,14 @@ REHEARSAL_LOAD = LoadSpec(
 NODE_CAP = 3  # the rehearsal's node pool max
 API_FREEZE_SECONDS = 20.0
 METRICS_OUTAGE_SECONDS = 30.0
-FAULTS_AT_THE_LATEST = 60.0  # seconds into the load, if the cap has not been reached by then
+FAULTS_AT_THE_LATEST = 50.0  # seconds into the load, if the cap has not been reached by then
+# The fault tests' bounds, from the run's own settings: the recorder samples every
+# FAST.sample_seconds and an API call gives up after REQUEST_TIMEOUT (connect, read); the HPA
+# syncs every FAST.hpa_sync_seconds and metrics-server scrapes every
+# FAST.metric_resolution_seconds.
+FAST = profile("fast")
+API_CALL_SECONDS = sum(REQUEST_TIMEOUT)  # the longest one sample's read can hang
+HPA_SEES_METRICS_SECONDS = 2 * FAST.metric_resolution_seconds + FAST.hpa_sync_seconds
 
 
 @pytest.fixture(
@@ -153,7 +160,9 @@ def story(story_target):
     injector = None
     if rehearsal_name is not None:
         injector = threading.Thread(
-            target=inject_faults, args=(rehearsal_name, run_dir, windows), daemon=True
+            target=inject_faults,
+            args=(rehearsal_name, target.kubeconfig, run_dir, windows),
+            daemon=True,
         )
         injector.start()
     result = run_story(target, StorySpec(run_dir), say=print)
@@ -215,10 +224,27 @@ def recorded_rows(timeline: Path) -> list[dict]:
         return []
 
 
-def inject_faults(cluster: str, run_dir: Path, windows: dict[str, tuple[float, float]]) -> None:
+def hpa_reads_its_metric(kubeconfig: Path) -> bool:
+    """The HPA computes replicas from its metric again (ScalingActive True)."""
+    status = (
+        client.AutoscalingV2Api(api_client(kubeconfig))
+        .read_namespaced_horizontal_pod_autoscaler(SERVER_NAME, APP_NAMESPACE)
+        .status
+    )
+    return any(c.type == "ScalingActive" and c.status == "True" for c in status.conditions or [])
+
+
+def inject_faults(
+    cluster: str, kubeconfig: Path, run_dir: Path, windows: dict[str, tuple[float, float]]
+) -> None:
     """Once the load runs and a replica is Pending at the cap (at the latest
-    FAULTS_AT_THE_LATEST into the load), stops metrics-server, then freezes the API server;
-    records each window on the timeline's clock."""
+    FAULTS_AT_THE_LATEST into the load), stops metrics-server, then, once the HPA reads its
+    metric again, freezes the API server; records each window on the timeline's clock.
+
+    In that order, and one after the other: the API server's freeze makes the controller-manager
+    and the scheduler exit (their leases lapse), and the supervisor's `kwokctl start cluster`,
+    which brings them back, would bring a stopped metrics-server back with them; and a freeze
+    while the HPA is still blind would lengthen what the metrics test measures."""
     timeline = run_dir / "timeline.csv"
     while not (loaded := [r for r in recorded_rows(timeline) if (r["users"] or 0) > 0]):
         time.sleep(0.5)
@@ -231,16 +257,17 @@ def inject_faults(cluster: str, run_dir: Path, windows: dict[str, tuple[float, f
         at_the_cap(row) for row in recorded_rows(timeline)
     ):
         time.sleep(0.5)
-    # metrics-server first: the API server's freeze makes the controller-manager and the
-    # scheduler exit (their leases lapse), and the supervisor's `kwokctl start cluster`, which
-    # brings them back, would bring a stopped metrics-server back with them
-    for component, seconds, fault in (
-        ("metrics-server", METRICS_OUTAGE_SECONDS, stopped),
-        ("kube-apiserver", API_FREEZE_SECONDS, frozen),
-    ):
-        start = timeline_now()
-        fault(cluster, component, seconds)
-        windows[component] = (start, timeline_now())
+    start = timeline_now()
+    stopped(cluster, "metrics-server", METRICS_OUTAGE_SECONDS)
+    windows["metrics-server"] = (start, timeline_now())
+    wait_for(
+        lambda: hpa_reads_its_metric(kubeconfig),
+        3 * HPA_SEES_METRICS_SECONDS,
+        "the HPA to read its metric again",
+    )
+    start = timeline_now()
+    frozen(cluster, "kube-apiserver", API_FREEZE_SECONDS)
+    windows["kube-apiserver"] = (start, timeline_now())
 
 
 def why_not_scaled_in(kubeconfig: Path) -> str:
@@ -414,15 +441,6 @@ def test_watch_appends_live_samples_of_the_cluster(story, tmp_path, capsys):
     assert {row["nodes_ready"] for row in watched} == {rows[0]["nodes_ready"]}
     printed = capsys.readouterr().out.splitlines()
     assert len(printed) == 4 and "replicas 1/1" in printed[-1]
-
-
-# The fault tests' bounds, from the run's own settings: the recorder samples every
-# FAST.sample_seconds and an API call gives up after REQUEST_TIMEOUT (connect, read); the HPA
-# syncs every FAST.hpa_sync_seconds and metrics-server scrapes every
-# FAST.metric_resolution_seconds.
-FAST = profile("fast")
-API_CALL_SECONDS = sum(REQUEST_TIMEOUT)  # the longest one sample's read can hang
-HPA_SEES_METRICS_SECONDS = 2 * FAST.metric_resolution_seconds + FAST.hpa_sync_seconds
 
 
 def test_the_run_outlives_a_frozen_api_server_and_keeps_the_gap(faults):
