@@ -159,7 +159,7 @@ class StandInNodeAutoscaler:
 
     def _scale(self) -> None:
         try:
-            self.controller.run(self.stopped)
+            self.controller.scan_until(self.stopped)  # `start` made the group's min size
         except BaseException as error:  # raised in the run's thread by `run`
             self.failure = error
 

@@ -200,8 +200,8 @@ class RehearsalNodeGroupController:
         )
         self.core.delete_node(node_name)
 
-    def run(self, stop: threading.Event) -> None:
-        self.ensure_min_size()
+    def scan_until(self, stop: threading.Event) -> None:
+        """A scan every `scan_seconds` until `stop` (`ensure_min_size` first)."""
         while not stop.wait(self.scan_seconds):
             try:
                 self.step(time.monotonic())
