@@ -1,4 +1,4 @@
-"""P4 on a real pod (issue 16, item 6): one real model-server pod on the node cluster (the TF
+"""P4 on a real pod: one real model-server pod on the node cluster (the TF
 Serving stand-in, CPU limit L) against one simulated replica of the rehearsal's fleet
 (tooling/fleet/, the model's cost from the calibration, k = L cores), the project's Locust
 REST user at 1 and 4 users from this machine (it reaches the pod's IP directly): req/s and p50

@@ -1,4 +1,4 @@
-"""Real Locust pods against real model-server pods on the node cluster (issue 16, item 5):
+"""Real Locust pods against real model-server pods on the node cluster:
 
 - the headless Locust Job completes whatever its requests' failures (the server is stopped in
   the middle of the run), its CSV and HTML results can be read from the finished master
