@@ -25,11 +25,16 @@ lint: setup  ## ruff over the Python code
 docs:  ## the charts' README.md from README.md.gotmpl and values.yaml (helm-docs; `make setup` builds it)
 	@bash hack/docs.sh
 
+# Test workers side by side (pytest-xdist): the tests sharing a cluster, the model or a slow
+# module's fixture stay on one worker (conftest.py's `worker_group`). 0 runs in one process.
+TEST_WORKERS ?= 3
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
+
 test: setup-node lint  ## the default suite: lint, charts, model, serving, load, rehearsal e2e, real pods on the node (as root)
-	.venv/bin/python -m pytest $(PYTEST_ARGS)
+	.venv/bin/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: setup lint  ## the fast tier: lint and every test not marked slow (no cluster, server, Locust or TensorFlow)
-	.venv/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	.venv/bin/python -m pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 check: test-fast  ## the same as test-fast
 

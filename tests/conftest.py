@@ -137,13 +137,43 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             or any(item.iter_markers("e2e"))
         ):
             item.add_marker(pytest.mark.slow)
+    groups = {item: worker_group(item) for item in items}
+    for item, group in groups.items():
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+    # The longest groups first, each in one block: under xdist they start first, and the fast
+    # tests fill the workers at the end; in one process, each shared cluster lives only while
+    # its block runs.
+    rank = {group: position for position, group in enumerate(GROUP_ORDER)}
+    order = {item: position for position, item in enumerate(items)}
+    first_of: dict[str, int] = {}
+    for item, group in groups.items():
+        first_of.setdefault(group or item.nodeid, order[item])
+
+    def position(item: pytest.Item) -> tuple[int, int, int]:
+        group = groups[item]
+        return (rank.get(group, len(GROUP_ORDER)), first_of[group or item.nodeid], order[item])
+
+    items.sort(key=position)
+
+
+# Tests that share an expensive session or module fixture run on one xdist worker
+# (`--dist loadgroup`): the shared clusters' users, the exported model's, and each slow
+# module's. Listed here: the groups that start first, longest first.
+GROUP_ORDER = ("node_cluster", "tests/test_autoscaling_e2e.py", "shared_cluster", "model")
+
+
+def worker_group(item: pytest.Item) -> str | None:
+    """The xdist group of a test: the shared cluster or model it uses, else its module if it
+    is slow, else none (a fast test runs wherever a worker is free)."""
     for fixture in SHARED_FIXTURES:
-        on_cluster = [item for item in items if uses(item, fixture)]
-        if on_cluster:
-            first = items.index(on_cluster[0])
-            users = set(on_cluster)
-            rest = [item for item in items if item not in users]
-            items[:] = rest[:first] + on_cluster + rest[first:]
+        if uses(item, fixture):
+            return fixture
+    if set(getattr(item, "fixturenames", ())) & {"exported_model", "local_server"}:
+        return "model"
+    if any(item.iter_markers("slow")):
+        return str(item.path.relative_to(item.config.rootpath))
+    return None
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

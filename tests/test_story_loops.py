@@ -75,9 +75,14 @@ def test_a_run_that_does_not_scale_in_says_so_instead_of_failing(tmp_path):
     recorder.rows.append({**recorder.rows[-1], "t_seconds": 30, "replicas_ready": 1})
     assert wait_for_scale_in(target(1), 1, recorder, loops) is False  # nodes still at 2
     recorder.rows.append({**recorder.rows[-1], "t_seconds": 40, "nodes_ready": 1})
+    # one replica ready while the HPA still wants 2: the second is starting, not scaled in
+    assert recorder.rows[-1]["replicas_desired"] == 3
+    recorder.rows.append({**recorder.rows[-1], "t_seconds": 45, "replicas_desired": 2})
+    assert wait_for_scale_in(target(1), 1, recorder, loops) is False
+    recorder.rows.append({**recorder.rows[-1], "t_seconds": 50, "replicas_desired": 1})
     assert wait_for_scale_in(target(1), 1, recorder, loops) is True
     blank = {column: "" for column in ("replicas_ready", "nodes_ready", "replicas_desired")}
-    recorder.rows.append({**recorder.rows[-1], "t_seconds": 50, **blank})  # API not answering
+    recorder.rows.append({**recorder.rows[-1], "t_seconds": 60, **blank})  # API not answering
     assert wait_for_scale_in(target(1), 1, recorder, loops) is False  # not read: not known
 
 

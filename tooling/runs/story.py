@@ -264,7 +264,8 @@ def wait_for_scale_in(
     recorder: TimelineRecorder,
     loops: BackgroundLoops,
 ) -> bool:
-    """True once replicas are at `min_replicas` and nodes at their starting count; False when
+    """True once replicas, ready and desired, are at `min_replicas` (one ready while the HPA
+    wants more is a replica still starting) and nodes at their starting count; False when
     `target.scale_in_timeout` passes first (the run still ends with its report)."""
 
     def back_down() -> bool:
@@ -275,6 +276,7 @@ def wait_for_scale_in(
         first, last = read[0], read[-1]
         return (
             last["replicas_ready"] <= min_replicas
+            and last["replicas_desired"] <= min_replicas
             and last["nodes_ready"] <= first["nodes_ready"]
             and target.settled()
         )
