@@ -126,6 +126,26 @@ def test_the_venvs_pytest_sees_the_project():
     assert "test_load_shapes.py::" in result.stdout
 
 
+def test_make_tests_workers_keep_each_shared_cluster_and_story_on_one_worker():
+    """`make test`'s xdist groups reach the scheduler: the node cluster's tests (the node
+    story's among them) share one group, the rehearsal story's another. Planned, not run."""
+    e2e = "tests/test_autoscaling_e2e.py"
+    plan = ["-n", "2", "--dist", "loadgroup", "--setup-plan", "-v", "-m", "slow"]
+    result = subprocess.run(
+        [venv_tool("pytest"), "-p", "no:cacheprovider", *plan, "tests/test_real_pods.py", e2e],
+        cwd=paths.REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode in (0, 5), result.stdout[-800:]
+    lines = result.stdout.splitlines()
+    planned = [line.split()[0] for line in lines if line.startswith("tests/") and "::" in line]
+    assert len(planned) > 10, result.stdout[-800:]
+    for nodeid in planned:
+        on_node = nodeid.startswith("tests/test_real_pods.py") or "[existing]" in nodeid
+        assert nodeid.endswith("@node_cluster" if on_node else f"@{e2e}"), nodeid
+
+
 def test_helm_docs_is_the_pinned_version():
     pinned = paths.pinned_versions()["HELM_DOCS_VERSION"]
     assert output_of(str(paths.tool("helm-docs")), "--version").split() == [
