@@ -61,13 +61,18 @@ def put(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[last] = copy.deepcopy(value)
 
 
+def set_keys(chart: str, case: dict[str, Any]) -> dict[str, Any]:
+    """What a case sets (dotted keys): the chart's `set` for every case, then the case's own."""
+    return {**(recipe()[chart].get("set") or {}), **(case.get("set") or {})}
+
+
 def case_values(chart: str, case: dict[str, Any]) -> dict[str, Any]:
-    """node-values.yaml, the `take` keys of the case's ci file over it, then its `set`."""
+    """node-values.yaml, the `take` keys of the case's ci file over it, then its `set_keys`."""
     values = ci_values(chart, BASE_VALUES)
     source = ci_values(chart, case["from"])
     for key in case.get("take", []):
         put(values, key, lookup(source, key))
-    for key, value in (case.get("set") or {}).items():
+    for key, value in set_keys(chart, case).items():
         put(values, key, value)
     return values
 

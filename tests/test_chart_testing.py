@@ -87,10 +87,11 @@ def test_each_install_case_is_node_values_with_its_ci_files_feature(chart, tmp_p
         values_file = case_chart / "ci" / f"{name}-values.yaml"
         values = install_cases.yaml.safe_load(values_file.read_text())
         source = install_cases.ci_values(chart.name, case["from"])
-        taken, set_keys = set(case.get("take", [])), set(case.get("set") or {})
+        sets = install_cases.set_keys(chart.name, case)
+        taken, set_keys = set(case.get("take", [])), set(sets)
         for key in taken:
             expected = {"_": install_cases.lookup(source, key)}
-            for set_key, value in (case.get("set") or {}).items():
+            for set_key, value in sets.items():
                 if _under(set_key, {key}):
                     install_cases.put(expected, f"_{set_key.removeprefix(key)}", value)
             assert install_cases.lookup(values, key) == expected["_"], key
