@@ -225,15 +225,19 @@ def recorded_rows(timeline: Path) -> list[dict]:
         return []
 
 
+def replica_metrics(api: client.ApiClient) -> list[dict]:
+    """The replicas' entries in metrics.k8s.io (ApiException while it does not answer)."""
+    return client.CustomObjectsApi(api).list_namespaced_custom_object(
+        "metrics.k8s.io", "v1beta1", APP_NAMESPACE, "pods", label_selector=SELECTOR
+    )["items"]
+
+
 def replica_metrics_served(kubeconfig: Path) -> bool:
     """metrics.k8s.io answers with the replicas' metrics."""
     try:
-        listed = client.CustomObjectsApi(api_client(kubeconfig)).list_namespaced_custom_object(
-            "metrics.k8s.io", "v1beta1", APP_NAMESPACE, "pods", label_selector=SELECTOR
-        )
+        return bool(replica_metrics(api_client(kubeconfig)))
     except client.ApiException:
         return False
-    return bool(listed["items"])
 
 
 def hpa_reads_its_metric(kubeconfig: Path) -> bool:
@@ -299,10 +303,7 @@ def why_not_scaled_in(kubeconfig: Path) -> str:
     api = api_client(kubeconfig)
     lines = []
     try:
-        listed = client.CustomObjectsApi(api).list_namespaced_custom_object(
-            "metrics.k8s.io", "v1beta1", APP_NAMESPACE, "pods", label_selector=SELECTOR
-        )
-        served = {m["metadata"]["name"]: m["containers"] for m in listed["items"]}
+        served = {m["metadata"]["name"]: m["containers"] for m in replica_metrics(api)}
     except client.ApiException as error:
         served = {}
         lines.append(f"metrics.k8s.io: {error.status} {error.reason}")

@@ -201,7 +201,7 @@ class RehearsalNodeGroupController:
         self.core.delete_node(node_name)
 
     def scan_until(self, stop: threading.Event) -> None:
-        """A scan every `scan_seconds` until `stop` (`ensure_min_size` first)."""
+        """A scan every `scan_seconds` until `stop` (the caller runs `ensure_min_size` first)."""
         while not stop.wait(self.scan_seconds):
             try:
                 self.step(time.monotonic())
